@@ -1,0 +1,98 @@
+# tproxy - see README.md.  Every variable below can be overridden; the
+# project's own flags are prepended to yours, never replace them.
+
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+MANPREFIX ?= $(PREFIX)/share/man
+DESTDIR   ?=
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+CPPFLAGS  ?=
+LDFLAGS   ?=
+LDLIBS    ?=
+WERROR    ?= -Werror
+PKG_CONFIG ?= pkg-config
+CLANG     ?= clang
+BATS      ?= bats
+
+PKGS      = libpcre2-8 openssl libcap
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpcre2-8 -lssl -lcrypto -lcap)
+
+TP_CPPFLAGS = -D_GNU_SOURCE $(PKG_CFLAGS) $(CPPFLAGS)
+TP_CFLAGS   = -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS)
+
+SRC  = tproxy.c loop.c addr.c parse.c net.c conn.c chain.c out.c event.c \
+       taps/log.c taps/hexdump.c taps/replace.c taps/drop.c taps/answer.c \
+       taps/redirect.c
+HDR  = tproxy.h
+OBJ  = $(SRC:%.c=build/%.o)
+AOBJ = $(SRC:%.c=build/asan/%.o)
+ASAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LIBSRC = $(filter-out tproxy.c,$(SRC))
+
+all: tproxy
+
+tproxy: $(OBJ)
+	$(CC) $(TP_CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/%.o: %.c $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(TP_CPPFLAGS) $(TP_CFLAGS) -c -o $@ $<
+
+# the same program under AddressSanitizer and UBSan, for the second test run
+tproxy-asan: $(AOBJ)
+	$(CC) $(TP_CFLAGS) $(ASAN) $(LDFLAGS) -o $@ $(AOBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/asan/%.o: %.c $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(TP_CPPFLAGS) $(TP_CFLAGS) -O1 $(ASAN) -c -o $@ $<
+
+deps:
+	@sh tests/deps.sh
+
+demo: deps tproxy
+	@sh tests/demo.sh
+
+check: deps tproxy tproxy-asan
+	$(BATS) tests
+	TPROXY=$(CURDIR)/tproxy-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(BATS) tests
+	mandoc -Tlint -W warning man/tproxy.1
+	shellcheck -S warning tests/*.sh tests/*.bash tests/bench/*.sh $(wildcard vethrelay.sh)
+	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
+
+# libFuzzer harnesses for the parsers of untrusted input
+FUZZERS = build/fuzz/fuzz_addr build/fuzz/fuzz_sed
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS)
+
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	    n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=0 \
+	        build/fuzz/corpus-$$n tests/fuzz/seeds-$$n 2>build/fuzz/$$n.log \
+	        || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
+	    grep -E '^(#[0-9]+ *DONE|Done)' build/fuzz/$$n.log | tail -n 1; \
+	done
+
+build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(LIBSRC) $(PKG_LIBS)
+
+bench: tproxy
+	bash tests/bench/run.sh
+
+install: tproxy
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1
+	install -m 755 tproxy $(DESTDIR)$(BINDIR)/tproxy
+	install -m 644 man/tproxy.1 $(DESTDIR)$(MANPREFIX)/man1/tproxy.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tproxy $(DESTDIR)$(MANPREFIX)/man1/tproxy.1
+
+clean:
+	rm -rf build tproxy tproxy-asan
+
+.PHONY: all deps demo check fuzz bench install uninstall clean

@@ -1,0 +1,430 @@
+/*
+ * addr.c - socat-style address specs:  TYPE[:PARAMS][,OPTION[=VALUE]]...
+ *
+ * Grammar (TYPE is case-insensitive):
+ *   tcp-listen:[HOST:]PORT | tcp-l:[HOST:]PORT | unix-listen:PATH |
+ *   unix-l:PATH                                         (listen side)
+ *   tcp:HOST:PORT | unix:PATH | echo                    (target side)
+ *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
+ *   OPTION = reuseaddr[=0|1] | backlog=N | ipv6only=0|1 | bind=HOST[:PORT]
+ * This is untrusted input (it may come from scripts); every field is bounded
+ * before it is copied, and tests/fuzz/fuzz_addr.c runs it under libFuzzer.
+ */
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tproxy.h"
+
+struct type_name {
+	const char	*name;
+	enum addr_type	 type;
+};
+
+static const struct type_name types[] = {
+	{ "tcp-listen", A_TCP_LISTEN },
+	{ "tcp-l", A_TCP_LISTEN },
+	{ "unix-listen", A_UNIX_LISTEN },
+	{ "unix-l", A_UNIX_LISTEN },
+	{ "tcp", A_TCP },
+	{ "unix", A_UNIX },
+	{ "echo", A_ECHO },
+	{ NULL, A_NONE },
+};
+
+/* Address types and options of the contract that later work will bring. */
+static const char *const later_types[] = {
+	"udp-listen", "udp-l", "udp", "tcp-tproxy", "udp-tproxy", "orig", NULL,
+};
+static const char *const later_opts[] = {
+	"tls", "cert", "key", "verify", "passthrough", "keylog", "spoof",
+	"proxy-protocol", "proxy-from", "port-map", NULL,
+};
+
+int
+addr_is_listen(enum addr_type t)
+{
+	return t == A_TCP_LISTEN || t == A_UNIX_LISTEN;
+}
+
+const char *
+addr_type_name(enum addr_type t)
+{
+	switch (t) {
+	case A_TCP_LISTEN:
+	case A_TCP:
+		return "tcp";
+	case A_UNIX_LISTEN:
+	case A_UNIX:
+		return "unix";
+	case A_ECHO:
+		return "echo";
+	default:
+		return "?";
+	}
+}
+
+static int
+in_list(const char *s, const char *const *list)
+{
+	for (; *list; list++)
+		if (strcasecmp(s, *list) == 0)
+			return 1;
+	return 0;
+}
+
+/* A host name or literal: letters, digits, '.', '-', '_' (and ':' in v6). */
+static int
+host_ok(const char *h, int bracketed)
+{
+	unsigned char a[16];
+
+	if (*h == '\0')
+		return 0;
+	if (bracketed)
+		return inet_pton(AF_INET6, h, a) == 1;
+	for (; *h; h++)
+		if (!isalnum((unsigned char)*h) && *h != '.' && *h != '-' &&
+		    *h != '_')
+			return 0;
+	return 1;
+}
+
+/*
+ * Splits "[HOST:]PORT" or "HOST:PORT" into host and port.  need_host says
+ * whether HOST is required; port_min is 0 for listeners.  Returns 0, or -1
+ * with a message in err.
+ */
+static int
+hostport_parse(const char *s, int need_host, int port_min, char *host,
+    size_t hostlen, uint16_t *port, char *err, size_t errlen)
+{
+	const char *p, *colon;
+	size_t hl;
+	int bracketed = 0;
+	long long v;
+
+	if (s[0] == '[') {
+		p = strchr(s, ']');
+		if (p == NULL) {
+			snprintf(err, errlen, "missing ']' after IPv6 host");
+			return -1;
+		}
+		hl = (size_t)(p - s - 1);
+		if (hl == 0 || hl >= hostlen) {
+			snprintf(err, errlen, "bad IPv6 host");
+			return -1;
+		}
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		bracketed = 1;
+		if (p[1] != ':') {
+			snprintf(err, errlen, "expected ':PORT' after ']'");
+			return -1;
+		}
+		colon = p + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon != NULL && memchr(s, ':', (size_t)(colon - s))) {
+			snprintf(err, errlen,
+			    "IPv6 hosts go in brackets, as in [::1]:8080");
+			return -1;
+		}
+		if (colon == NULL) {
+			if (need_host) {
+				snprintf(err, errlen, "expected HOST:PORT");
+				return -1;
+			}
+			snprintf(host, hostlen, "127.0.0.1");
+			colon = s - 1;
+		} else {
+			hl = (size_t)(colon - s);
+			if (hl >= hostlen) {
+				snprintf(err, errlen, "host name too long");
+				return -1;
+			}
+			memcpy(host, s, hl);
+			host[hl] = '\0';
+		}
+	}
+	if (!host_ok(host, bracketed)) {
+		snprintf(err, errlen, "bad host '%s'", host);
+		return -1;
+	}
+	if (num_parse(colon + 1, port_min, 65535, &v) == -1) {
+		snprintf(err, errlen, "bad port '%s' (expected %d..65535)",
+		    colon + 1, port_min);
+		return -1;
+	}
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static int
+bool_parse(const char *v, int *out)
+{
+	if (v == NULL || strcmp(v, "1") == 0)
+		*out = 1;
+	else if (strcmp(v, "0") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* One OPTION[=VALUE]; returns 0 or -1 with a message. */
+static int
+opt_parse(struct addr *a, int listen_side, char *opt, char *err,
+    size_t errlen)
+{
+	char *val = strchr(opt, '=');
+	long long v;
+
+	if (val)
+		*val++ = '\0';
+	if (strcasecmp(opt, "reuseaddr") == 0) {
+		if (bool_parse(val, &a->reuseaddr) == -1)
+			goto badval;
+	} else if (strcasecmp(opt, "backlog") == 0 && listen_side) {
+		if (val == NULL || num_parse(val, 1, 65535, &v) == -1)
+			goto badval;
+		a->backlog = (int)v;
+	} else if (strcasecmp(opt, "ipv6only") == 0 && listen_side) {
+		if (bool_parse(val, &a->ipv6only) == -1)
+			goto badval;
+	} else if (strcasecmp(opt, "bind") == 0 && a->type != A_ECHO &&
+	    a->type != A_UNIX && a->type != A_UNIX_LISTEN) {
+		char hp[ADDRSTR];
+
+		if (val == NULL || *val == '\0')
+			goto badval;
+		/* bind=HOST or bind=HOST:PORT; a bare IPv6 is bracketed */
+		if (strchr(val, ':') == NULL || (val[0] == '[' &&
+		    val[strlen(val) - 1] == ']'))
+			snprintf(hp, sizeof(hp), "%s:0", val);
+		else
+			snprintf(hp, sizeof(hp), "%s", val);
+		if (hostport_parse(hp, 1, 0, a->bind_host,
+		    sizeof(a->bind_host), &a->bind_port, err, errlen) == -1)
+			return -1;
+		a->has_bind = 1;
+	} else if (in_list(opt, later_opts)) {
+		snprintf(err, errlen, "option '%s' is not supported yet", opt);
+		return -1;
+	} else {
+		snprintf(err, errlen, "unknown option '%s' for a %s address "
+		    "(expected reuseaddr, backlog=N, ipv6only=0|1, "
+		    "bind=HOST[:PORT])", opt,
+		    listen_side ? "listen" : "target");
+		return -1;
+	}
+	return 0;
+badval:
+	snprintf(err, errlen, "bad value for option '%s'%s", opt,
+	    strcasecmp(opt, "backlog") == 0 ? " (expected 1..65535)" :
+	    strcasecmp(opt, "bind") == 0 ? " (expected HOST[:PORT])" :
+	    " (expected 0 or 1)");
+	return -1;
+}
+
+/*
+ * Parses spec into a.  listen_side says which kind of address is expected.
+ * Returns 0, or -1 with a message (without the spec itself) in err.
+ */
+int
+addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
+    size_t errlen)
+{
+	char buf[1024], *params, *opts, *p;
+	const struct type_name *tn;
+	int depth = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->reuseaddr = -1;
+	a->ipv6only = -1;
+	if (strlen(spec) >= sizeof(buf)) {
+		snprintf(err, errlen, "address too long");
+		return -1;
+	}
+	strcpy(buf, spec);
+
+	/* options start at the first comma outside brackets */
+	opts = NULL;
+	for (p = buf; *p; p++) {
+		if (*p == '[')
+			depth++;
+		else if (*p == ']' && depth > 0)
+			depth--;
+		else if (*p == ',' && depth == 0) {
+			*p = '\0';
+			opts = p + 1;
+			break;
+		}
+	}
+	params = strchr(buf, ':');
+	if (params)
+		*params++ = '\0';
+
+	for (tn = types; tn->name; tn++)
+		if (strcasecmp(buf, tn->name) == 0)
+			break;
+	a->type = tn->type;
+	if (a->type == A_NONE) {
+		if (in_list(buf, later_types))
+			snprintf(err, errlen, "address type '%s' is not "
+			    "supported yet", buf);
+		else
+			snprintf(err, errlen, "unknown address type '%s' "
+			    "(expected %s)", buf, listen_side ?
+			    "tcp-listen:[HOST:]PORT or unix-listen:PATH" :
+			    "tcp:HOST:PORT, unix:PATH or echo");
+		return -1;
+	}
+	if (addr_is_listen(a->type) != listen_side) {
+		snprintf(err, errlen, "expected a %s address here (%s)",
+		    listen_side ? "listen" : "target", listen_side ?
+		    "tcp-listen:[HOST:]PORT or unix-listen:PATH" :
+		    "tcp:HOST:PORT, unix:PATH or echo");
+		return -1;
+	}
+
+	switch (a->type) {
+	case A_TCP_LISTEN:
+	case A_TCP:
+		if (params == NULL || *params == '\0') {
+			snprintf(err, errlen, "expected %s", a->type == A_TCP ?
+			    "tcp:HOST:PORT" : "tcp-listen:[HOST:]PORT");
+			return -1;
+		}
+		if (hostport_parse(params, a->type == A_TCP,
+		    a->type == A_TCP ? 1 : 0, a->host, sizeof(a->host),
+		    &a->port, err, errlen) == -1)
+			return -1;
+		break;
+	case A_UNIX_LISTEN:
+	case A_UNIX:
+		if (params == NULL || *params == '\0') {
+			snprintf(err, errlen, "expected a socket path");
+			return -1;
+		}
+		if (strlen(params) >= sizeof(a->path)) {
+			snprintf(err, errlen, "socket path longer than %zu "
+			    "bytes", sizeof(a->path) - 1);
+			return -1;
+		}
+		strcpy(a->path, params);
+		break;
+	case A_ECHO:
+		if (params != NULL) {
+			snprintf(err, errlen, "echo takes no parameters");
+			return -1;
+		}
+		break;
+	default:
+		break;
+	}
+
+	while (opts != NULL) {
+		char *next = NULL;
+
+		depth = 0;
+		for (p = opts; *p; p++) {
+			if (*p == '[')
+				depth++;
+			else if (*p == ']' && depth > 0)
+				depth--;
+			else if (*p == ',' && depth == 0) {
+				*p = '\0';
+				next = p + 1;
+				break;
+			}
+		}
+		if (*opts == '\0') {
+			snprintf(err, errlen, "empty option");
+			return -1;
+		}
+		if (opt_parse(a, listen_side, opts, err, errlen) == -1)
+			return -1;
+		opts = next;
+	}
+	if (a->has_bind && a->type == A_TCP_LISTEN) {
+		/* socat: bind= on a listener names the listen address */
+		memcpy(a->host, a->bind_host, sizeof(a->host));
+		if (a->bind_port)
+			a->port = a->bind_port;
+		a->has_bind = 0;
+	}
+	return 0;
+}
+
+/* "tcp 127.0.0.1:8080", "tcp [::1]:80", "unix /path", "echo". */
+void
+addr_target_str(const struct addr *a, char *buf, size_t len)
+{
+	switch (a->type) {
+	case A_TCP:
+		if (strchr(a->host, ':'))
+			snprintf(buf, len, "tcp [%s]:%u", a->host, a->port);
+		else
+			snprintf(buf, len, "tcp %s:%u", a->host, a->port);
+		break;
+	case A_UNIX:
+		snprintf(buf, len, "unix %s", a->path);
+		break;
+	case A_ECHO:
+		snprintf(buf, len, "echo");
+		break;
+	default:
+		snprintf(buf, len, "?");
+	}
+}
+
+/* "127.0.0.1:8080", "[::1]:80" or a unix path; "-" when unknown. */
+void
+sockname_str(const struct sockname *sn, char *buf, size_t len)
+{
+	char h[INET6_ADDRSTRLEN];
+	const struct sockaddr_in *s4 = (const void *)&sn->ss;
+	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
+	const struct sockaddr_un *su = (const void *)&sn->ss;
+
+	switch (sn->ss.ss_family) {
+	case AF_INET:
+		inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
+		snprintf(buf, len, "%s:%u", h, ntohs(s4->sin_port));
+		break;
+	case AF_INET6:
+		inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
+		snprintf(buf, len, "[%s]:%u", h, ntohs(s6->sin6_port));
+		break;
+	case AF_UNIX:
+		if (sn->len > offsetof(struct sockaddr_un, sun_path) &&
+		    su->sun_path[0])
+			snprintf(buf, len, "%.*s", (int)(sn->len -
+			    offsetof(struct sockaddr_un, sun_path)),
+			    su->sun_path);
+		else
+			snprintf(buf, len, "unix");
+		break;
+	default:
+		snprintf(buf, len, "-");
+	}
+}
+
+uint16_t
+sockname_port(const struct sockname *sn)
+{
+	const struct sockaddr_in *s4 = (const void *)&sn->ss;
+	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
+
+	if (sn->ss.ss_family == AF_INET)
+		return ntohs(s4->sin_port);
+	if (sn->ss.ss_family == AF_INET6)
+		return ntohs(s6->sin6_port);
+	return 0;
+}

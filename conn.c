@@ -1,0 +1,799 @@
+/*
+ * conn.c - TCP and Unix stream connections: accept, connect upstream, relay
+ * both directions through the filter chain, half-close, reset, close.
+ *
+ * Each side owns an output buffer that exists only while bytes wait; a read
+ * goes through one shared scratch buffer and is written on at once when the
+ * other side can take it.  While a side has OUT_HIGH bytes waiting, the side
+ * feeding it is not read: that is the back-pressure, and it bounds memory per
+ * connection whatever the peers do.  A route without filters moves bulk
+ * transfers through a pipe with splice(2), so the bytes never reach user
+ * memory.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tproxy.h"
+
+#define CONNECT_TIMEOUT_MS	10000
+#define FIRST_BYTES_WAIT_MS	1000
+#define EMFILE_PAUSE_MS		100
+#define ACCEPTS_PER_TURN	64
+#define SPLICE_MIN		16384	/* a read this big turns on splice */
+#define PIPE_MAX		256	/* pipes in use or pooled */
+
+uint64_t	 stat_conns, stat_bytes[2];
+long		 opt_max_conns, opt_idle_timeout;
+
+static struct conn	*conns;		/* open */
+static struct conn	*graveyard;	/* closed, freed after the turn */
+static size_t		 nconns;
+static uint64_t		 next_id = 1;
+static uint8_t		 scratch[IO_CHUNK];
+
+static int		 pool[PIPE_MAX][2];
+static int		 npool, npipes;
+
+static struct timer	 emfile_timer;
+static int		 emfile_paused, full_paused;
+
+static void side_io(void *arg, int revents);
+static void conn_connect(struct conn *c);
+
+/* ------------------------------------------------------------ buffers */
+
+int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (b->off > 0 && b->off == b->len)
+		b->off = b->len = 0;
+	if (b->len + n > b->cap) {
+		size_t pend = b->len - b->off, ncap = b->cap ? b->cap : 4096;
+		uint8_t *nd;
+
+		if (b->off > 0) {	/* slide the pending bytes down */
+			memmove(b->data, b->data + b->off, pend);
+			b->off = 0;
+			b->len = pend;
+		}
+		while (ncap < b->len + n)
+			ncap *= 2;
+		if (ncap > b->cap) {
+			if ((nd = realloc(b->data, ncap)) == NULL)
+				return -1;
+			b->data = nd;
+			b->cap = ncap;
+		}
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+size_t
+buf_pending(const struct buf *b)
+{
+	return b->len - b->off;
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	b->off += n;
+	if (b->off >= b->len)
+		buf_free(b);
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ------------------------------------------------------------ pipes */
+
+static int
+pipe_get(struct side *s)
+{
+	if (npool > 0) {
+		npool--;
+		s->pipefd[0] = pool[npool][0];
+		s->pipefd[1] = pool[npool][1];
+		return 0;
+	}
+	if (npipes >= PIPE_MAX || pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC))
+		return -1;
+	npipes++;
+	return 0;
+}
+
+/* Returns the side's pipe to the pool; one with bytes in it is closed. */
+static void
+pipe_put(struct side *s)
+{
+	if (s->pipefd[0] < 0)
+		return;
+	if (s->inpipe == 0 && npool < PIPE_MAX) {
+		pool[npool][0] = s->pipefd[0];
+		pool[npool][1] = s->pipefd[1];
+		npool++;
+	} else {
+		close(s->pipefd[0]);
+		close(s->pipefd[1]);
+		npipes--;
+	}
+	s->pipefd[0] = s->pipefd[1] = -1;
+	s->inpipe = 0;
+}
+
+/* ------------------------------------------------------------ listeners */
+
+static void
+listeners_update(void)
+{
+	size_t i;
+	int paused = emfile_paused || full_paused;
+
+	for (i = 0; i < nroutes; i++)
+		loop_set(routes[i].lslot, paused ? 0 : POLLIN);
+}
+
+static void
+emfile_resume(struct timer *t)
+{
+	(void)t;
+	emfile_paused = 0;
+	listeners_update();
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static enum dir
+side_dir(const struct conn *c, const struct side *s)
+{
+	return s == CLIENT(c) ? C2S : S2C;
+}
+
+/* The side the bytes read in direction d go to. */
+static struct side *
+dst_side(struct conn *c, enum dir d)
+{
+	if (d == C2S)
+		return c->echo ? CLIENT(c) : SERVER(c);
+	return CLIENT(c);
+}
+
+static struct side *
+src_side(struct conn *c, enum dir d)
+{
+	return d == C2S ? CLIENT(c) : SERVER(c);
+}
+
+/* Returns 1 if bytes can be written to s now. */
+static int
+side_writable(const struct conn *c, const struct side *s)
+{
+	if (s->fd < 0 || s->wr_shut)
+		return 0;
+	return !s->is_server || c->state == CS_OPEN;
+}
+
+static int
+side_can_read(struct conn *c, struct side *s)
+{
+	struct side *dst;
+
+	if (s->fd < 0 || s->rd_eof || c->state == CS_CLOSED)
+		return 0;
+	if (s->is_server && c->state != CS_OPEN)
+		return 0;
+	if (!s->is_server && c->state == CS_OPEN && !c->echo &&
+	    SERVER(c)->fd < 0)
+		return 0;
+	dst = dst_side(c, side_dir(c, s));
+	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0;
+}
+
+static void
+side_update(struct conn *c, struct side *s)
+{
+	short ev = 0;
+
+	if (s->fd < 0 || c->state == CS_CLOSED)
+		return;
+	if (side_can_read(c, s))
+		ev |= POLLIN;
+	if (s->is_server && c->state == CS_CONNECTING)
+		ev |= POLLOUT;
+	else if (side_writable(c, s) && (buf_pending(&s->out) > 0 ||
+	    s->inpipe > 0))
+		ev |= POLLOUT;
+	loop_set(s->slot, ev);
+}
+
+static void
+conn_update(struct conn *c)
+{
+	side_update(c, CLIENT(c));
+	side_update(c, SERVER(c));
+}
+
+void
+conn_endpoints(const struct conn *c, enum dir d, char *from, char *to,
+    size_t len)
+{
+	const struct sockname *cl = &CLIENT(c)->peer;
+	const struct sockname *sv = c->echo || SERVER(c)->peer.len == 0 ?
+	    &c->dst : &SERVER(c)->peer;
+
+	sockname_str(d == C2S ? cl : sv, from, len);
+	sockname_str(d == C2S ? sv : cl, to, len);
+}
+
+size_t
+conn_count(void)
+{
+	return nconns;
+}
+
+/* ------------------------------------------------------------ closing */
+
+static void
+side_close(struct side *s, int reset)
+{
+	struct linger lg = { 1, 0 };
+
+	if (s->fd >= 0) {
+		loop_del(&s->slot);
+		if (reset)
+			(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg,
+			    sizeof(lg));
+		close(s->fd);
+		s->fd = -1;
+	}
+	pipe_put(s);
+	buf_free(&s->out);
+}
+
+/*
+ * Closes both sides (with RST when reset), reports the close with its
+ * reason, and queues c to be freed after this loop turn, so callers up the
+ * stack may still look at c->state.
+ */
+void
+conn_close(struct conn *c, const char *reason, int reset)
+{
+	if (c->state == CS_CLOSED)
+		return;
+	ev_close(c, reason);
+	side_close(CLIENT(c), reset);
+	side_close(SERVER(c), reset);
+	timer_stop(&c->idle);
+	timer_stop(&c->hold);
+	timer_stop(&c->wait);
+	chain_close(c);
+	c->state = CS_CLOSED;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = graveyard;
+	graveyard = c;
+	nconns--;
+	if (full_paused && (opt_max_conns == 0 || (long)nconns <
+	    opt_max_conns)) {
+		full_paused = 0;
+		listeners_update();
+	}
+}
+
+/* Fails a connection: an error event with the reason, then a reset. */
+static void
+conn_fail(struct conn *c, const char *reason)
+{
+	ev_error(c, reason);
+	conn_close(c, reason, 1);
+}
+
+void
+conn_close_all(const char *reason)
+{
+	while (conns)
+		conn_close(conns, reason, 0);
+}
+
+void
+conn_reap(void)
+{
+	while (graveyard) {
+		struct conn *c = graveyard;
+
+		graveyard = c->next;
+		free(c);
+	}
+}
+
+/* Closes c once both directions are done (EOF read and passed on). */
+static void
+conn_check_done(struct conn *c)
+{
+	int d;
+
+	if (c->state != CS_OPEN)
+		return;
+	for (d = 0; d < (c->echo ? 1 : 2); d++)
+		if (!src_side(c, d)->rd_eof || !dst_side(c, d)->wr_shut)
+			return;
+	conn_close(c, "closed", 0);
+}
+
+/* ------------------------------------------------------------ writing */
+
+static const char *
+who(const struct side *s)
+{
+	return s->is_server ? "server" : "client";
+}
+
+/*
+ * Writes what waits for s: its buffer, then its pipe; shuts down writing
+ * when asked and drained.  Returns 0, or -1 after closing the connection.
+ */
+static int
+side_write(struct conn *c, struct side *s)
+{
+	char why[ERRLEN];
+	ssize_t n;
+
+	if (!side_writable(c, s))
+		return 0;
+	while (buf_pending(&s->out) > 0) {
+		n = write(s->fd, s->out.data + s->out.off,
+		    buf_pending(&s->out));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			goto fail;
+		}
+		buf_consume(&s->out, (size_t)n);
+	}
+	while (s->inpipe > 0 && buf_pending(&s->out) == 0) {
+		n = splice(s->pipefd[0], NULL, s->fd, NULL, s->inpipe,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			goto fail;
+		}
+		s->inpipe -= (size_t)n;
+	}
+	if (s->inpipe == 0)
+		pipe_put(s);
+	if (s->want_shut && !s->wr_shut && buf_pending(&s->out) == 0 &&
+	    s->inpipe == 0) {
+		(void)shutdown(s->fd, SHUT_WR);
+		s->wr_shut = 1;
+	}
+	return 0;
+fail:
+	snprintf(why, sizeof(why), "write to %s: %s", who(s), strerror(errno));
+	conn_close(c, why, 1);
+	return -1;
+}
+
+/* Sends bytes to side s: written at once when nothing waits, else queued. */
+static void
+side_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
+{
+	char why[ERRLEN];
+	ssize_t w;
+
+	if (c->state == CS_CLOSED || s->wr_shut)
+		return;
+	if (side_writable(c, s) && buf_pending(&s->out) == 0 &&
+	    s->inpipe == 0) {
+		do
+			w = write(s->fd, p, n);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 && errno != EAGAIN) {
+			snprintf(why, sizeof(why), "write to %s: %s", who(s),
+			    strerror(errno));
+			conn_close(c, why, 1);
+			return;
+		}
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+		}
+	}
+	if (n > 0 && buf_append(&s->out, p, n) == -1) {
+		conn_fail(c, "out of memory");
+		return;
+	}
+	side_update(c, s);
+}
+
+void
+conn_deliver(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+{
+	side_send(c, dst_side(c, d), p, n);
+}
+
+void
+conn_answer(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+{
+	side_send(c, src_side(c, d), p, n);
+}
+
+/* ------------------------------------------------------------ reading */
+
+static void
+side_eof(struct conn *c, struct side *s)
+{
+	enum dir d = side_dir(c, s);
+	struct side *dst;
+
+	s->rd_eof = 1;
+	timer_stop(&c->hold);
+	chain_flush(c, d, 1);
+	if (c->state == CS_CLOSED)
+		return;
+	dst = dst_side(c, d);
+	dst->want_shut = 1;
+	if (c->state == CS_WAIT_BYTES)
+		conn_connect(c);
+	if (c->state == CS_CLOSED)
+		return;
+	(void)side_write(c, dst);
+}
+
+static void
+read_failed(struct conn *c, struct side *s, int err)
+{
+	char why[ERRLEN];
+
+	if (err == ECONNRESET) {
+		snprintf(why, sizeof(why), "reset by %s", who(s));
+		conn_close(c, why, 1);	/* passed on as a reset */
+	} else {
+		snprintf(why, sizeof(why), "read from %s: %s", who(s),
+		    strerror(err));
+		conn_fail(c, why);
+	}
+}
+
+static void
+account(struct conn *c, enum dir d, size_t n)
+{
+	c->bytes[d] += n;
+	c->chunks[d]++;
+	stat_bytes[d] += n;
+	c->last_ms = now_ms();
+}
+
+/*
+ * Moves one read's worth from s to dst through a pipe.  Returns 1 when done
+ * (whatever happened), 0 to fall back to a copying read.
+ */
+static int
+splice_read(struct conn *c, struct side *s, struct side *dst)
+{
+	ssize_t n;
+
+	if (dst->pipefd[0] < 0 && pipe_get(dst) == -1)
+		return 0;
+	n = splice(s->fd, NULL, dst->pipefd[1], NULL, IO_CHUNK,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		dst->inpipe += (size_t)n;
+		account(c, side_dir(c, s), (size_t)n);
+		(void)side_write(c, dst);
+		return 1;
+	}
+	if (dst->inpipe == 0)
+		pipe_put(dst);
+	if (n == 0)
+		side_eof(c, s);
+	else if (errno == EINVAL) {
+		s->splice = 0;
+		return 0;
+	} else if (errno != EAGAIN && errno != EINTR)
+		read_failed(c, s, errno);
+	return 1;
+}
+
+static void
+side_read(struct conn *c, struct side *s)
+{
+	enum dir d = side_dir(c, s);
+	struct side *dst = dst_side(c, d);
+	ssize_t n;
+
+	if (s->splice && buf_pending(&dst->out) == 0 && c->state == CS_OPEN &&
+	    splice_read(c, s, dst))
+		return;
+	n = read(s->fd, scratch, sizeof(scratch));
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			read_failed(c, s, errno);
+		return;
+	}
+	if (n == 0) {
+		side_eof(c, s);
+		return;
+	}
+	account(c, d, (size_t)n);
+	if (n >= SPLICE_MIN && c->route->ntaps == 0 && !c->echo &&
+	    s->peer.ss.ss_family != AF_UNIX)
+		s->splice = 1;
+	chain_run(c, d, scratch, (size_t)n);
+	if (c->state == CS_CLOSED)
+		return;
+	if (c->route->ntaps > 0 && chain_holding(c, d))
+		timer_arm(&c->hold, chain_hold_ms(c, d));
+	if (c->state == CS_WAIT_BYTES && d == C2S)
+		conn_connect(c);
+}
+
+static void
+connect_done(struct conn *c)
+{
+	struct side *sv = SERVER(c);
+	char why[ERRLEN], a[ADDRSTR];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(sv->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		sockname_str(&sv->peer, a, sizeof(a));
+		snprintf(why, sizeof(why), "connect %s: %s", a, strerror(err));
+		conn_fail(c, why);
+		return;
+	}
+	timer_stop(&c->wait);
+	c->state = CS_OPEN;
+	sv->local.len = sizeof(sv->local.ss);
+	if (getsockname(sv->fd, (struct sockaddr *)&sv->local.ss,
+	    &sv->local.len) == -1)
+		sv->local.len = 0;
+	ev_connect(c);
+	(void)side_write(c, sv);
+}
+
+static void
+side_io(void *arg, int revents)
+{
+	struct side *s = arg;
+	struct conn *c = s->conn;
+
+	if (c->state == CS_CLOSED)
+		return;
+	if (s->is_server && c->state == CS_CONNECTING) {
+		connect_done(c);
+	} else {
+		if ((revents & (POLLOUT | POLLERR | POLLHUP)) &&
+		    (buf_pending(&s->out) > 0 || s->inpipe > 0 ||
+		    (s->want_shut && !s->wr_shut)))
+			if (side_write(c, s) == -1)
+				return;
+		if ((revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    side_can_read(c, s))
+			side_read(c, s);
+	}
+	if (c->state == CS_CLOSED)
+		return;
+	conn_check_done(c);
+	if (c->state != CS_CLOSED)
+		conn_update(c);
+}
+
+/* ------------------------------------------------------------ timers */
+
+static void
+idle_fired(struct timer *t)
+{
+	struct conn *c = t->arg;
+	uint64_t idle = (uint64_t)opt_idle_timeout * 1000, now = now_ms();
+
+	if (now - c->last_ms >= idle)
+		conn_close(c, "idle timeout", 0);
+	else
+		timer_arm(&c->idle, c->last_ms + idle - now);
+}
+
+static void
+hold_fired(struct timer *t)
+{
+	struct conn *c = t->arg;
+	int d;
+
+	for (d = 0; d < 2 && c->state != CS_CLOSED; d++)
+		chain_flush(c, d, 0);
+	if (c->state != CS_CLOSED)
+		conn_update(c);
+}
+
+static void
+wait_fired(struct timer *t)
+{
+	struct conn *c = t->arg;
+
+	if (c->state == CS_WAIT_BYTES)
+		conn_connect(c);
+	else if (c->state == CS_CONNECTING)
+		conn_fail(c, "connect timeout");
+	if (c->state != CS_CLOSED)
+		conn_update(c);
+}
+
+/* ------------------------------------------------------------ opening */
+
+/* Starts the upstream connection (or echo) for c. */
+static void
+conn_connect(struct conn *c)
+{
+	const struct addr *t = c->redirect ? c->redirect : &c->route->target;
+	struct side *sv = SERVER(c);
+	char err[ERRLEN];
+	int fd;
+
+	timer_stop(&c->wait);
+	if (t->type == A_ECHO) {
+		c->echo = 1;
+		c->state = CS_OPEN;
+		(void)side_write(c, CLIENT(c));
+		return;
+	}
+	fd = net_connect(t, t == &c->route->target && c->route->tresolved ?
+	    &c->route->tname : NULL, &sv->peer, err, sizeof(err));
+	if (fd == -1) {
+		conn_fail(c, err);
+		return;
+	}
+	sv->fd = fd;
+	if (loop_add(fd, POLLOUT, side_io, sv, &sv->slot) == -1) {
+		close(fd);
+		sv->fd = -1;
+		conn_fail(c, "out of memory");
+		return;
+	}
+	c->state = CS_CONNECTING;
+	timer_arm(&c->wait, CONNECT_TIMEOUT_MS);
+}
+
+static int
+needs_first_bytes(const struct conn *c)
+{
+	size_t i;
+
+	if (!c->route->first_bytes || c->redirect != NULL)
+		return 0;
+	for (i = 0; i < c->route->ntaps; i++)
+		if (c->route->taps[i].first_bytes &&
+		    (c->tapon[C2S] & (1u << i)))
+			return 1;
+	return 0;
+}
+
+static void
+side_init(struct conn *c, struct side *s, int is_server)
+{
+	s->conn = c;
+	s->fd = -1;
+	s->slot = -1;
+	s->pipefd[0] = s->pipefd[1] = -1;
+	s->is_server = is_server;
+}
+
+/* Sets up a connection for an accepted socket; returns 0 or -1. */
+static int
+conn_new(struct route *r, int fd, const struct sockname *peer)
+{
+	struct conn *c;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	c->id = next_id++;
+	c->route = r;
+	c->start_ms = c->last_ms = now_ms();
+	side_init(c, CLIENT(c), 0);
+	side_init(c, SERVER(c), 1);
+	CLIENT(c)->fd = fd;
+	CLIENT(c)->peer = *peer;
+	CLIENT(c)->local.len = sizeof(CLIENT(c)->local.ss);
+	if (getsockname(fd, (struct sockaddr *)&CLIENT(c)->local.ss,
+	    &CLIENT(c)->local.len) == -1)
+		CLIENT(c)->local = r->lname;
+	if (r->listen.type == A_UNIX_LISTEN)
+		CLIENT(c)->local = r->lname;
+	c->dst = CLIENT(c)->local;
+	if (peer->ss.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	c->idle.cb = idle_fired;
+	c->hold.cb = hold_fired;
+	c->wait.cb = wait_fired;
+	c->idle.arg = c->hold.arg = c->wait.arg = c;
+	if (loop_add(fd, POLLIN, side_io, CLIENT(c), &CLIENT(c)->slot) == -1) {
+		free(c);
+		return -1;
+	}
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	nconns++;
+	stat_conns++;
+	c->state = CS_WAIT_BYTES;
+	if (chain_open(c) == -1) {
+		conn_fail(c, "out of memory");
+		return 0;
+	}
+	ev_accept(c);
+	if (opt_idle_timeout > 0)
+		timer_arm(&c->idle, (uint64_t)opt_idle_timeout * 1000);
+	if (needs_first_bytes(c))
+		timer_arm(&c->wait, FIRST_BYTES_WAIT_MS);
+	else
+		conn_connect(c);
+	if (c->state != CS_CLOSED)
+		conn_update(c);
+	return 0;
+}
+
+/* Accepts what waits on a route's listener, within --max-conns and fds. */
+void
+conn_accept(struct route *r)
+{
+	struct sockname peer;
+	int i, fd;
+
+	emfile_timer.cb = emfile_resume;
+	for (i = 0; i < ACCEPTS_PER_TURN; i++) {
+		if (opt_max_conns > 0 && (long)nconns >= opt_max_conns) {
+			full_paused = 1;
+			listeners_update();
+			return;
+		}
+		peer.len = sizeof(peer.ss);
+		fd = accept4(r->lfd, (struct sockaddr *)&peer.ss, &peer.len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* back off instead of spinning on a full table */
+				if (!emfile_paused)
+					diag_err("tproxy: accept: %s; pausing "
+					    "accepts", strerror(errno));
+				emfile_paused = 1;
+				listeners_update();
+				timer_arm(&emfile_timer, EMFILE_PAUSE_MS);
+			}
+			return;
+		}
+		if (conn_new(r, fd, &peer) == -1) {
+			diag_err("tproxy: accept: out of memory");
+			close(fd);
+		}
+	}
+}

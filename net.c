@@ -1,0 +1,176 @@
+/*
+ * net.c - sockets: resolving, listening, non-blocking connects.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tproxy.h"
+
+/*
+ * Resolves host (a literal or a name) and port into out.  passive asks for a
+ * listen address.  Returns 0, or -1 with a message in err.
+ */
+int
+net_resolve(const char *host, uint16_t port, int passive,
+    struct sockname *out, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res;
+	char ps[8];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	snprintf(ps, sizeof(ps), "%u", port);
+	rc = getaddrinfo(host, ps, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", host,
+		    gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+	out->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+unix_name(const char *path, struct sockname *sn)
+{
+	struct sockaddr_un *su = (void *)&sn->ss;
+
+	memset(sn, 0, sizeof(*sn));
+	su->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(su->sun_path))
+		return -1;
+	strcpy(su->sun_path, path);
+	sn->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(path) + 1);
+	return 0;
+}
+
+/*
+ * Creates, binds and listens the route's socket; fills r->lfd and r->lname.
+ * Returns 0, or -1 with a message in err.  A stale Unix socket file is
+ * removed first, as nothing can be listening on it if bind would fail.
+ */
+int
+net_listen(struct route *r, char *err, size_t errlen)
+{
+	const struct addr *a = &r->listen;
+	struct sockname sn;
+	char hs[ADDRSTR];
+	int fd = -1, one = 1;
+
+	if (a->type == A_UNIX_LISTEN) {
+		struct stat st;
+
+		if (unix_name(a->path, &sn) == -1) {
+			snprintf(err, errlen, "socket path too long");
+			return -1;
+		}
+		if (lstat(a->path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(a->path);
+		snprintf(hs, sizeof(hs), "%s", a->path);
+	} else {
+		if (net_resolve(a->host, a->port, 1, &sn, err, errlen) == -1)
+			return -1;
+		sockname_str(&sn, hs, sizeof(hs));
+	}
+	fd = socket(sn.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (a->type == A_TCP_LISTEN) {
+		if (a->reuseaddr != 0 && setsockopt(fd, SOL_SOCKET,
+		    SO_REUSEADDR, &one, sizeof(one)) == -1)
+			goto fail;
+		if (sn.ss.ss_family == AF_INET6 && a->ipv6only >= 0 &&
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &a->ipv6only,
+		    sizeof(a->ipv6only)) == -1)
+			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&sn.ss, sn.len) == -1)
+		goto fail;
+	if (listen(fd, a->backlog ? a->backlog : 1024) == -1)
+		goto fail;
+	r->lname.len = sizeof(r->lname.ss);
+	if (getsockname(fd, (struct sockaddr *)&r->lname.ss,
+	    &r->lname.len) == -1)
+		goto fail;
+	if (a->type == A_UNIX_LISTEN)
+		r->lname = sn;
+	r->lfd = fd;
+	return 0;
+fail:
+	snprintf(err, errlen, "bind %s: %s", hs, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/*
+ * Starts a non-blocking connect to a (or to *pre when the target was
+ * resolved at start-up); fills *to with the address tried.  Returns the
+ * socket, or -1 with a message in err.
+ */
+int
+net_connect(const struct addr *a, const struct sockname *pre,
+    struct sockname *to, char *err, size_t errlen)
+{
+	char hs[ADDRSTR];
+	int fd, one = 1;
+
+	if (a->type == A_UNIX) {
+		if (unix_name(a->path, to) == -1) {
+			snprintf(err, errlen, "socket path too long");
+			return -1;
+		}
+	} else if (pre != NULL) {
+		*to = *pre;
+	} else if (net_resolve(a->host, a->port, 0, to, err, errlen) == -1)
+		return -1;
+	fd = socket(to->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (to->ss.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	if (a->has_bind) {
+		struct sockname bn;
+
+		if (net_resolve(a->bind_host, a->bind_port, 1, &bn, err,
+		    errlen) == -1) {
+			close(fd);
+			return -1;
+		}
+		if (a->bind_port)
+			(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+			    sizeof(one));
+		if (bind(fd, (struct sockaddr *)&bn.ss, bn.len) == -1)
+			goto fail;
+	}
+	if (connect(fd, (struct sockaddr *)&to->ss, to->len) == -1 &&
+	    errno != EINPROGRESS)
+		goto fail;
+	return fd;
+fail:
+	sockname_str(to, hs, sizeof(hs));
+	snprintf(err, errlen, "connect %s: %s", hs, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}

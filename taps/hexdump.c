@@ -1,0 +1,82 @@
+/*
+ * taps/hexdump.c - "hexdump": each chunk in the layout socat users know from
+ * `socat -v -x`: a header with the direction, the time, the length and the
+ * chunk's stream offsets, 16 bytes a line with an ASCII column, and "--"
+ * after the chunk.  Colour only when standard output is a terminal.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../tproxy.h"
+
+static void *
+hexdump_open(struct tap *t, struct conn *c, enum dir d)
+{
+	(void)t;
+	(void)c;
+	(void)d;
+	return calloc(1, sizeof(uint64_t));	/* stream offset */
+}
+
+static void
+hexdump_line(const uint8_t *p, size_t n)
+{
+	char line[16 * 3 + 2 + 16 + 2], *o = line;
+	static const char hx[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < 16; i++) {
+		*o++ = ' ';
+		*o++ = i < n ? hx[p[i] >> 4] : ' ';
+		*o++ = i < n ? hx[p[i] & 15] : ' ';
+	}
+	*o++ = ' ';
+	*o++ = ' ';
+	for (i = 0; i < n; i++)
+		*o++ = isprint(p[i]) ? (char)p[i] : '.';
+	*o++ = '\n';
+	out_write(line, (size_t)(o - line));
+}
+
+static enum verdict
+hexdump_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
+{
+	uint64_t *off = x->st, o = off ? *off : 0;
+	char ts[40];
+	size_t i;
+	int col = out_color();
+
+	(void)t;
+	if (off)
+		*off += ch->n;
+	if (opt_json) {
+		ev_data(x->conn, x->dir, ch->n, o, ch->p);
+		return V_PASS;
+	}
+	out_time(ts, sizeof(ts), 1);
+	if (col)
+		out_printf("%s", x->dir == C2S ? "\033[32m" : "\033[36m");
+	out_printf("%c %s  length=%zu from=%llu to=%llu\n",
+	    x->dir == C2S ? '>' : '<', ts, ch->n, (unsigned long long)o,
+	    (unsigned long long)(o + ch->n - 1));
+	for (i = 0; i < ch->n; i += 16)
+		hexdump_line(ch->p + i, ch->n - i < 16 ? ch->n - i : 16);
+	out_printf("--%s\n", col ? "\033[0m" : "");
+	return V_PASS;
+}
+
+static void
+hexdump_close(struct tap *t, void *st)
+{
+	(void)t;
+	free(st);
+}
+
+const struct tap_ops tap_hexdump = {
+	.name = "hexdump",
+	.takes_arg = 0,
+	.open = hexdump_open,
+	.chunk = hexdump_chunk,
+	.close = hexdump_close,
+};

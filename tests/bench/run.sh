@@ -1,0 +1,706 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - loopback benchmark of tproxy against no proxy (direct),
+# socat and haproxy.  See tests/bench/README.md.
+#
+#   tests/bench/run.sh [bulk] [rr] [connrate] [conc] [udp]     (default: all five)
+#
+# Markdown tables go to stdout, progress to stderr.  Knobs (environment):
+#   TPROXY=./tproxy      the binary (relative paths: from the repo top)
+#   REPS=3               repetitions; tables show the median
+#   PROXIES=...          comma list out of direct,tproxy,socat,haproxy,haproxy-splice
+#   BULK_SECS=2 BULK_WARM=0.5 CONNRATE_SECS=2 CONNRATE_THREADS=8 RR_N=10000
+#   CONC_C=5000 CONC_MAX=(fd hard limit - 200) / 2, at most 10000 (0: skip that row)
+#   UDP_RR_N=10000 UDP_BURST_N=100000
+#   RR_CPU=0             pin client, proxy and server to this CPU for rr and udp-rr
+#                        (RR_CPU= : do not pin)
+#   KEEP=1               keep the scratch directory (build, configs, logs)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cd "$top"
+
+TPROXY=${TPROXY:-./tproxy}
+REPS=${REPS:-3}
+PROXIES=${PROXIES:-direct,tproxy,socat,haproxy,haproxy-splice}
+BULK_SECS=${BULK_SECS:-2}
+BULK_WARM=${BULK_WARM:-0.5}
+CONNRATE_SECS=${CONNRATE_SECS:-2}
+CONNRATE_THREADS=${CONNRATE_THREADS:-8}
+RR_N=${RR_N:-10000}
+CONC_C=${CONC_C:-5000}
+UDP_RR_N=${UDP_RR_N:-10000}
+UDP_BURST_N=${UDP_BURST_N:-100000}
+RR_CPU=${RR_CPU-0}
+KEEP=${KEEP:-0}
+
+ALL_SCENARIOS="bulk rr connrate conc udp"
+TCP_PROXIES="direct tproxy socat haproxy haproxy-splice"
+UDP_PROXIES="direct tproxy socat"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "run.sh: $*"; exit 1; }
+
+scenarios=$*
+[ -n "$scenarios" ] || scenarios=$ALL_SCENARIOS
+for s in $scenarios; do
+    case " $ALL_SCENARIOS " in *" $s "*) ;; *) die "unknown scenario '$s' (known: $ALL_SCENARIOS)" ;; esac
+done
+case $REPS in '' | *[!0-9]* | 0) die "REPS must be a positive integer" ;; esac
+
+# ------------------------------------------------------------ processes
+started=()        # PIDs of everything still running that this script started
+tmp=
+LOAD=
+
+track() { started+=("$1"); }
+untrack() {
+    local p keep=()
+    for p in "${started[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    started=("${keep[@]}")
+}
+
+# alive PID: the process exists and is not a zombie
+alive() {
+    local s
+    { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+    s=${s##*) }
+    [ "${s%% *}" != Z ]
+}
+
+# stop PID and every process it forked (children first): TERM, KILL after 3 s
+kill_tree() {
+    local root=$1 list='' left p i
+    if [ -n "$LOAD" ] && [ -x "$LOAD" ]; then list=$("$LOAD" pids "$root" 2>/dev/null || true); fi
+    [ -n "$list" ] || list=$root
+    for p in $list; do kill -TERM "$p" 2>/dev/null || true; done
+    for ((i = 0; i < 30; i++)); do
+        left=''
+        for p in $list; do if alive "$p"; then left="$left $p"; fi; done
+        [ -n "$left" ] || break
+        sleep 0.1
+    done
+    for p in $left; do kill -KILL "$p" 2>/dev/null || true; done
+    wait "$root" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    for p in "${started[@]}"; do kill_tree "$p"; done
+    started=()
+    if [ -n "$tmp" ] && [ -d "$tmp" ]; then
+        if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then log "run.sh: scratch directory kept: $tmp"
+        else rm -rf "$tmp"; fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------ set-up
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=1048576
+ulimit -n "$hard" 2>/dev/null || log "run.sh: could not raise ulimit -n to $hard"
+nofile=$(ulimit -n)
+if [ -z "${CONC_MAX:-}" ]; then
+    CONC_MAX=$(((nofile - 200) / 2))
+    [ "$CONC_MAX" -le 10000 ] || CONC_MAX=10000
+fi
+ncpu=$(nproc)
+allcpus="0-$((ncpu - 1))"
+if [ -n "$RR_CPU" ] && ! command -v taskset >/dev/null; then
+    log "run.sh: taskset not found, rr/udp-rr run unpinned"
+    RR_CPU=
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tproxy-bench.XXXXXX")
+LOAD=$tmp/load
+command -v gcc >/dev/null || die "gcc not found"
+gcc -O2 -Wall -Wextra -Werror -o "$LOAD" "$here/load.c" -lpthread || die "building load.c failed"
+
+case $TPROXY in /*) ;; *) TPROXY=$top/${TPROXY#./} ;; esac
+
+# which proxies are selected, and which of those can run
+declare -A why_not      # proxy -> reason it is not measured
+selected() { case ",$PROXIES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+for p in $TCP_PROXIES; do
+    case $p in
+    tproxy) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
+    socat) command -v socat >/dev/null || why_not[$p]="not installed" ;;
+    haproxy | haproxy-splice) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
+    esac
+done
+
+# ports: a fresh 127.0.0.1 port for every start, from 20000-29999, skipping any
+# that appears in /proc/net/{tcp,udp}{,6} (listening, connected or TIME_WAIT)
+next_port=$((20000 + RANDOM % 10000))
+PORT=
+pick_port() {
+    local i p hex
+    for ((i = 0; i < 10000; i++)); do
+        p=$next_port
+        next_port=$((p >= 29999 ? 20000 : p + 1))
+        printf -v hex ':%04X ' "$p"
+        if ! grep -qF "$hex" /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null; then
+            PORT=$p
+            return 0
+        fi
+    done
+    die "no free port in 20000-29999"
+}
+
+# wait_listen tcp|udp PORT PID: wait (5 s) until PORT is bound; 1 if PID died first
+wait_listen() {
+    local proto=$1 hex i state=0A files="/proc/net/tcp /proc/net/tcp6"
+    printf -v hex '%04X' "$2"
+    if [ "$proto" = udp ]; then state=07; files="/proc/net/udp /proc/net/udp6"; fi
+    for ((i = 0; i < 100; i++)); do
+        # shellcheck disable=SC2086 # two file names
+        if grep -qE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:0000 $state " $files 2>/dev/null; then return 0; fi
+        alive "$3" || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# ------------------------------------------------------------ servers
+ECHO_PID=
+SINK_PID=
+start_servers() {
+    pick_port
+    EPORT=$PORT
+    "$LOAD" echo -p "$EPORT" -L 3600 >"$tmp/echo.log" 2>&1 &
+    ECHO_PID=$!
+    track "$ECHO_PID"
+    if ! wait_listen tcp "$EPORT" "$ECHO_PID" || ! wait_listen udp "$EPORT" "$ECHO_PID"; then
+        die "echo server did not start: $(cat "$tmp/echo.log")"
+    fi
+    pick_port
+    SPORT=$PORT
+    "$LOAD" sink -p "$SPORT" -L 3600 >"$tmp/sink.log" 2>&1 &
+    SINK_PID=$!
+    track "$SINK_PID"
+    wait_listen tcp "$SPORT" "$SINK_PID" || die "sink server did not start: $(cat "$tmp/sink.log")"
+}
+
+pin_echo() { # pin_echo CPU-LIST: move the echo server (and its future children)
+    taskset -pc "$1" "$ECHO_PID" >/dev/null
+}
+
+# ------------------------------------------------------------ proxies
+PROXY_PID=      # running proxy ('' for direct)
+PROXY_PORT=     # where the client connects
+PROXY_ERR=      # why start_proxy failed
+PROXY_STATUS=   # exit status of a proxy that died while starting
+nstarts=0
+
+haproxy_cfg() { # haproxy_cfg FILE LPORT TPORT splice|default
+    local maxpipes=32 maxconn splice=''
+    maxconn=$(((nofile - 100 - 2 * maxpipes) / 2))
+    [ "$maxconn" -le 100000 ] || maxconn=100000
+    [ "$4" = splice ] && splice=$'    option splice-request\n    option splice-response'
+    cat >"$1" <<EOF
+global
+    nbthread 1
+    maxconn $maxconn
+    maxpipes $maxpipes
+
+defaults
+    mode tcp
+    maxconn $maxconn
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+$splice
+
+frontend fe
+    bind 127.0.0.1:$2
+    default_backend be
+
+backend be
+    server s1 127.0.0.1:$3
+EOF
+}
+
+# start_proxy NAME tcp|udp TPORT [CPU]: start a fresh instance in front of TPORT
+start_proxy() {
+    local name=$1 proto=$2 tport=$3 cpu=${4:-} lport cfg
+    local -a cmd pin=()
+    PROXY_PID='' PROXY_ERR='' PROXY_STATUS=''
+    if [ "$name" = direct ]; then PROXY_PORT=$tport; return 0; fi
+    pick_port
+    lport=$PORT
+    case $name in
+    tproxy) cmd=("$TPROXY" -q "$proto-listen:127.0.0.1:$lport" "$proto:127.0.0.1:$tport") ;;
+    socat)
+        if [ "$proto" = tcp ]; then
+            cmd=(socat "TCP-LISTEN:$lport,bind=127.0.0.1,reuseaddr,fork,backlog=1024" "TCP:127.0.0.1:$tport")
+        else
+            cmd=(socat "UDP-LISTEN:$lport,bind=127.0.0.1,reuseaddr,fork" "UDP:127.0.0.1:$tport")
+        fi ;;
+    haproxy | haproxy-splice)
+        cfg=$tmp/haproxy-$lport.cfg
+        if [ "$name" = haproxy ]; then haproxy_cfg "$cfg" "$lport" "$tport" default
+        else haproxy_cfg "$cfg" "$lport" "$tport" splice; fi
+        cmd=(haproxy -db -f "$cfg") ;;
+    *) die "unknown proxy $name" ;;
+    esac
+    [ -z "$cpu" ] || pin=(taskset -c "$cpu")
+    nstarts=$((nstarts + 1))
+    PROXY_LOG=$tmp/proxy-$nstarts-$name.log
+    "${pin[@]}" "${cmd[@]}" >"$PROXY_LOG" 2>&1 </dev/null &
+    PROXY_PID=$!
+    track "$PROXY_PID"
+    if ! wait_listen "$proto" "$lport" "$PROXY_PID"; then
+        if alive "$PROXY_PID"; then
+            PROXY_ERR="did not listen on $proto 127.0.0.1:$lport within 5 s"
+            stop_proxy
+        else
+            local st=0
+            wait "$PROXY_PID" || st=$?
+            untrack "$PROXY_PID"
+            PROXY_STATUS=$st
+            PROXY_ERR="exited with status $st: $(tail -n 2 "$PROXY_LOG" | tr '\n' ' ')"
+            PROXY_PID=''
+        fi
+        return 1
+    fi
+    PROXY_PORT=$lport
+    return 0
+}
+
+stop_proxy() {
+    [ -n "$PROXY_PID" ] || return 0
+    kill_tree "$PROXY_PID"
+    untrack "$PROXY_PID"
+    PROXY_PID=''
+}
+
+# proxy_died: 0 if the proxy was running and is gone now (crash during a test)
+proxy_died() { [ -n "$PROXY_PID" ] && ! alive "$PROXY_PID"; }
+
+MEM=    # "procs=N rss_kib=R pss_kib=P" of the proxy's process tree
+mem() { MEM=$("$LOAD" mem "$1" 2>/dev/null || echo "procs=0 rss_kib=na pss_kib=na"); }
+
+# ------------------------------------------------------------ results
+declare -A R         # "scenario|proxy|metric" -> "v1 v2 ..." (rep order)
+declare -A NOTE      # scenario -> notes (newline separated)
+add() { R[$1]="${R[$1]:-}${R[$1]:+ }$2"; }
+note() { NOTE[$1]="${NOTE[$1]:-}- $2"$'\n'; log "  note: $2"; }
+
+# kv KEY LINE: value of KEY=... in a key=value line ('na' if missing)
+kv() {
+    local w
+    for w in $2; do
+        case $w in "$1"=*) printf '%s' "${w#*=}"; return 0 ;; esac
+    done
+    printf 'na'
+}
+
+lines() { tr ' ' '\n' <<<"$1" | grep -v '^$' || true; }   # one word per line
+
+# median of the numeric values in "$1"; '-' if there is none
+median() {
+    lines "$1" | awk '/^-?[0-9]+(\.[0-9]+)?$/' | sort -g |
+        awk '{ a[NR] = $1 } END { if (!NR) { print "-"; exit }
+             m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m }'
+}
+med() { median "${R[$1]:-}"; }
+fmt() { # fmt PRINTF-FORMAT VALUE: '-' stays '-'
+    case $2 in -) printf -- '-' ;; *) LC_ALL=C awk -v f="$1" -v v="$2" 'BEGIN { printf f, v }' ;; esac
+}
+ratio() { # ratio VALUE REFERENCE
+    LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^-?[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "-" }'
+}
+runs() { local v=${R[$1]:-}; printf '%s' "${v:--}"; }
+
+# run_client OUTFILE TIMEOUT [taskset...] load-args...: run the load client in the
+# background (so that INT/TERM reach the trap at once) and keep its last line in LINE
+LINE=
+run_client() {
+    local out=$1 lim=$2 cpid st=0
+    shift 2
+    timeout -k 2 "$lim" "$@" >"$out" 2>>"$tmp/client.log" </dev/null &
+    cpid=$!
+    track "$cpid"
+    wait "$cpid" || st=$?
+    untrack "$cpid"
+    LINE=$(tail -n 1 "$out")
+    [ -n "$LINE" ] || LINE="error=client_status_$st"
+    return 0
+}
+
+# the proxies of one scenario in the order of repetition REP (rotated, so that a
+# slow phase of the machine does not always hit the same proxy)
+ORDER=
+order() { # order REP LIST
+    local -a l
+    read -ra l <<<"$2"
+    local n=${#l[@]} i out=''
+    for ((i = 0; i < n; i++)); do out="$out ${l[(i + $1) % n]}"; done
+    ORDER=$out
+}
+
+# the proxies a scenario measures (selected and available)
+active() { # active LIST -> ACTIVE
+    local p
+    ACTIVE=''
+    for p in $1; do
+        selected "$p" || continue
+        [ -z "${why_not[$p]:-}" ] || continue
+        ACTIVE="$ACTIVE $p"
+    done
+}
+
+# rows for the proxies that are selected but cannot run
+unavailable_rows() { # unavailable_rows LIST NCOLS
+    local p i cells
+    for p in $1; do
+        selected "$p" || continue
+        [ -n "${why_not[$p]:-}" ] || continue
+        cells=''
+        for ((i = 1; i < $2; i++)); do cells="$cells - |"; done
+        printf '| %s | %s |%s\n' "$p" "${why_not[$p]}" "$cells"
+    done
+}
+
+print_notes() { if [ -n "${NOTE[$1]:-}" ]; then printf '\n%s' "${NOTE[$1]}"; fi; }
+
+idle_sample() { # idle_sample PROXY
+    [ -n "$PROXY_PID" ] || return 0
+    sleep 0.1
+    mem "$PROXY_PID"
+    add "idle|$1|rss" "$(kv rss_kib "$MEM")"
+    add "idle|$1|pss" "$(kv pss_kib "$MEM")"
+}
+
+# start a proxy for scenario SC, or note why not; 0 when the client may run
+start_for() { # start_for SC PROXY tcp|udp TPORT [CPU]
+    if start_proxy "$2" "$3" "$4" "${5:-}"; then idle_sample "$2"; return 0; fi
+    note "$1" "$2 ($3): $PROXY_ERR"
+    return 1
+}
+
+client_failed() { # client_failed SC PROXY LINE: note a client line without a result
+    case $3 in *error=*) note "$1" "$2: client: $3"; return 0 ;; esac
+    if proxy_died; then note "$1" "$2: proxy died during the run"; return 0; fi
+    return 1
+}
+
+# ------------------------------------------------------------ scenarios
+sc_bulk() {
+    local rep p streams
+    active "$TCP_PROXIES"
+    for ((rep = 0; rep < REPS; rep++)); do
+        order "$rep" "$ACTIVE"
+        for p in $ORDER; do
+            log "bulk: rep $((rep + 1))/$REPS $p"
+            start_for bulk "$p" tcp "$SPORT" || continue
+            for streams in 1 4; do
+                run_client "$tmp/bulk.out" $((30 + BULK_SECS)) "$LOAD" bulk -p "$PROXY_PORT" -n "$streams" \
+                    -d "$BULK_SECS" -W "$BULK_WARM" -L $((20 + BULK_SECS))
+                client_failed bulk "$p" "$LINE" || add "bulk|$p|s$streams" "$(kv gbps "$LINE")"
+            done
+            run_client "$tmp/bulk.out" $((30 + BULK_SECS)) "$LOAD" bulk-duplex -p "$PROXY_PORT" -n 1 \
+                -d "$BULK_SECS" -W "$BULK_WARM" -L $((20 + BULK_SECS))
+            if ! client_failed bulk "$p" "$LINE"; then
+                add "bulk|$p|dup" "$(kv gbps "$LINE")"
+                add "bulk|$p|dupc2s" "$(kv c2s_gbps "$LINE")"
+                add "bulk|$p|dups2c" "$(kv s2c_gbps "$LINE")"
+            fi
+            stop_proxy
+        done
+    done
+    local d1 d4 dd
+    d1=$(med "bulk|direct|s1") d4=$(med "bulk|direct|s4") dd=$(med "bulk|direct|dup")
+    printf '\n## bulk: TCP throughput, Gbit/s (%s s after %s s warm-up; median of %s)\n\n' "$BULK_SECS" "$BULK_WARM" "$REPS"
+    printf '| proxy | 1 stream | x direct | 4 streams | x direct | duplex, 1 stream (c2s + s2c) | x direct | 1-stream runs |\n'
+    printf '|---|---:|---:|---:|---:|---:|---:|---|\n'
+    for p in $ACTIVE; do
+        local v1 v4 vd
+        v1=$(med "bulk|$p|s1") v4=$(med "bulk|$p|s4") vd=$(med "bulk|$p|dup")
+        printf '| %s | %s | %s | %s | %s | %s (%s + %s) | %s | %s |\n' "$p" \
+            "$(fmt %.2f "$v1")" "$(ratio "$v1" "$d1")" "$(fmt %.2f "$v4")" "$(ratio "$v4" "$d4")" \
+            "$(fmt %.2f "$vd")" "$(fmt %.2f "$(med "bulk|$p|dupc2s")")" "$(fmt %.2f "$(med "bulk|$p|dups2c")")" \
+            "$(ratio "$vd" "$dd")" "$(runs "bulk|$p|s1")"
+    done
+    unavailable_rows "$TCP_PROXIES" 7
+    print_notes bulk
+}
+
+sc_rr() {
+    local rep p cpu=${RR_CPU:-}
+    active "$TCP_PROXIES"
+    local -a pin=()
+    if [ -n "$cpu" ]; then pin=(taskset -c "$cpu"); pin_echo "$cpu"; fi
+    for ((rep = 0; rep < REPS; rep++)); do
+        order "$rep" "$ACTIVE"
+        for p in $ORDER; do
+            log "rr: rep $((rep + 1))/$REPS $p"
+            start_for rr "$p" tcp "$EPORT" "$cpu" || continue
+            run_client "$tmp/rr.out" 90 "${pin[@]}" "$LOAD" rr -p "$PROXY_PORT" -n "$RR_N" -s 64 -L 60
+            if ! client_failed rr "$p" "$LINE"; then
+                add "rr|$p|p50" "$(kv p50_us "$LINE")"
+                add "rr|$p|p99" "$(kv p99_us "$LINE")"
+                add "rr|$p|rts" "$(kv rt_per_s "$LINE")"
+            fi
+            stop_proxy
+        done
+    done
+    [ -z "$cpu" ] || pin_echo "$allcpus"
+    local d
+    d=$(med "rr|direct|rts")
+    printf '\n## rr: 1 TCP connection, %s round trips of 64 bytes, TCP_NODELAY (%s; median of %s)\n\n' "$RR_N" \
+        "${cpu:+client, proxy and server pinned to CPU $cpu}${cpu:-not pinned}" "$REPS"
+    printf '| proxy | p50 us | p99 us | round trips/s | x direct | round trips/s runs |\n'
+    printf '|---|---:|---:|---:|---:|---|\n'
+    for p in $ACTIVE; do
+        local v
+        v=$(med "rr|$p|rts")
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.1f "$(med "rr|$p|p50")")" \
+            "$(fmt %.1f "$(med "rr|$p|p99")")" "$(fmt %.0f "$v")" "$(ratio "$v" "$d")" "$(runs "rr|$p|rts")"
+    done
+    unavailable_rows "$TCP_PROXIES" 6
+    print_notes rr
+}
+
+sc_connrate() {
+    local rep p first=1
+    active "$TCP_PROXIES"
+    for ((rep = 0; rep < REPS; rep++)); do
+        order "$rep" "$ACTIVE"
+        for p in $ORDER; do
+            log "connrate: rep $((rep + 1))/$REPS $p"
+            # let the TIME_WAIT sockets of the previous run age past 1 s (tcp_tw_reuse)
+            [ "$first" = 1 ] || sleep 1
+            first=0
+            start_for connrate "$p" tcp "$EPORT" || continue
+            run_client "$tmp/cr.out" $((30 + CONNRATE_SECS)) "$LOAD" connrate -p "$PROXY_PORT" \
+                -w "$CONNRATE_THREADS" -d "$CONNRATE_SECS" -s 64 -L $((20 + CONNRATE_SECS))
+            if ! client_failed connrate "$p" "$LINE"; then
+                add "connrate|$p|cps" "$(kv conn_per_s "$LINE")"
+                add "connrate|$p|fail" "$(kv failures "$LINE")"
+                add "connrate|$p|p50" "$(kv p50_us "$LINE")"
+                local f
+                f=$(kv failures "$LINE")
+                [ "$f" = 0 ] || note connrate "$p rep $((rep + 1)): $f failures (connect $(kv fail_connect "$LINE"), io $(kv fail_io "$LINE"), data $(kv fail_data "$LINE"); first error $(kv first_err "$LINE"))"
+            fi
+            stop_proxy
+        done
+    done
+    local d
+    d=$(med "connrate|direct|cps")
+    printf '\n## connrate: new TCP connections/s (%s threads, each: connect, 64 B echo, close; %s s; median of %s)\n\n' \
+        "$CONNRATE_THREADS" "$CONNRATE_SECS" "$REPS"
+    printf '| proxy | conns/s | x direct | failures (all runs) | cycle p50 us | conns/s runs |\n'
+    printf '|---|---:|---:|---:|---:|---|\n'
+    for p in $ACTIVE; do
+        local v fsum
+        v=$(med "connrate|$p|cps")
+        fsum=$(lines "${R["connrate|$p|fail"]:-}" | awk '/^[0-9]+$/ { s += $1; n++ } END { print n ? s : "-" }')
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.0f "$v")" "$(ratio "$v" "$d")" "$fsum" \
+            "$(fmt %.0f "$(med "connrate|$p|p50")")" "$(runs "connrate|$p|cps")"
+    done
+    unavailable_rows "$TCP_PROXIES" 6
+    print_notes connrate
+}
+
+conc_one() { # conc_one PROXY C REP
+    local p=$1 c=$2 out=$tmp/conc.out cpid i lim before held after ok
+    start_for conc "$p" tcp "$EPORT" || return 0
+    before=''
+    if [ -n "$PROXY_PID" ]; then mem "$PROXY_PID"; before=$MEM; fi
+    lim=$((30 + c / 100))
+    : >"$out"
+    timeout -k 2 $((lim + 30)) "$LOAD" conc -p "$PROXY_PORT" -c "$c" -k 8 -t 3000 -H $((lim + 20)) \
+        -L $((lim + 25)) >"$out" 2>>"$tmp/client.log" </dev/null &
+    cpid=$!
+    track "$cpid"
+    for ((i = 0; i < lim * 10; i++)); do
+        grep -q '^READY' "$out" && break
+        alive "$cpid" || break
+        sleep 0.1
+    done
+    held=''
+    if [ -n "$PROXY_PID" ] && grep -q '^READY' "$out"; then mem "$PROXY_PID"; held=$MEM; fi
+    kill -TERM "$cpid" 2>/dev/null || true
+    wait "$cpid" || true
+    untrack "$cpid"
+    LINE=$(grep '^mode=conc' "$out" || true)
+    if [ -z "$LINE" ]; then
+        note conc "$p C=$c: client gave no result ($(tr '\n' ' ' <"$out"))"
+        stop_proxy
+        return 0
+    fi
+    ok=$(kv ok "$LINE")
+    add "conc|$p|$c|ok" "$ok"
+    add "conc|$p|$c|failed" "$(kv failed "$LINE")"
+    add "conc|$p|$c|setup" "$(kv setup_s "$LINE")"
+    [ "$(kv failed "$LINE")" = 0 ] ||
+        note conc "$p C=$c rep $((${3} + 1)): $(kv failed "$LINE") failed (connect $(kv fail_connect "$LINE"), echo $(kv fail_echo "$LINE"), timeout $(kv fail_timeout "$LINE"), not tried $(kv not_tried "$LINE"); first error $(kv first_err "$LINE"))"
+    [ "$(kv alive_at_end "$LINE")" = "$ok" ] ||
+        note conc "$p C=$c: only $(kv alive_at_end "$LINE") of $ok connections were still open at the end of the hold"
+    if [ -n "$held" ] && [ -n "$before" ]; then
+        if proxy_died; then note conc "$p C=$c: proxy died during the run"; stop_proxy; return 0; fi
+        sleep 0.5    # the proxy has seen the client's FINs by now
+        mem "$PROXY_PID"
+        after=$MEM
+        add "conc|$p|$c|rss0" "$(kv rss_kib "$before")"
+        add "conc|$p|$c|rss" "$(kv rss_kib "$held")"
+        add "conc|$p|$c|procs" "$(kv procs "$held")"
+        add "conc|$p|$c|rssafter" "$(kv rss_kib "$after")"
+        LC_ALL=C awk -v a="$(kv rss_kib "$held")" -v b="$(kv rss_kib "$before")" \
+            -v pa="$(kv pss_kib "$held")" -v pb="$(kv pss_kib "$before")" -v n="$ok" \
+            'BEGIN { if (n > 0) printf "%.2f %.2f\n", (a - b) / n, (pa - pb) / n; else print "na na" }' >"$tmp/perconn"
+        local rpc ppc
+        read -r rpc ppc <"$tmp/perconn"
+        add "conc|$p|$c|rpc" "$rpc"
+        add "conc|$p|$c|ppc" "$ppc"
+    fi
+    stop_proxy
+}
+
+sc_conc() {
+    local rep p sizes=$CONC_C
+    active "$TCP_PROXIES"
+    [ "$CONC_MAX" -le 0 ] || [ "$CONC_MAX" = "$CONC_C" ] || sizes="$sizes $CONC_MAX"
+    for ((rep = 0; rep < REPS; rep++)); do
+        order "$rep" "$ACTIVE"
+        for p in $ORDER; do
+            log "conc: rep $((rep + 1))/$REPS $p C=$CONC_C"
+            conc_one "$p" "$CONC_C" "$rep"
+        done
+    done
+    if [ "$sizes" != "$CONC_C" ]; then
+        for p in $ACTIVE; do
+            log "conc: $p C=$CONC_MAX (1 rep)"
+            conc_one "$p" "$CONC_MAX" 0
+        done
+    fi
+    printf '\n## conc: C idle TCP connections held at once, each checked with a 1-byte echo; proxy memory (VmRSS, PSS) from /proc\n\n'
+    printf '| proxy | C | reps | held (min) | failed (max) | setup s | RSS before KiB | RSS held KiB | RSS KiB/conn | PSS KiB/conn | procs | RSS after close KiB |\n'
+    printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    local c k nrep
+    for c in $sizes; do
+        nrep=$REPS
+        [ "$c" = "$CONC_C" ] || nrep=1
+        for p in $ACTIVE; do
+            k="conc|$p|$c"
+            local okmin fmax
+            okmin=$(lines "${R["$k|ok"]:-}" | sort -n | head -n 1)
+            fmax=$(lines "${R["$k|failed"]:-}" | sort -n | tail -n 1)
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$c" "$nrep" "${okmin:--}" "${fmax:--}" \
+                "$(fmt %.2f "$(med "$k|setup")")" "$(fmt %.0f "$(med "$k|rss0")")" "$(fmt %.0f "$(med "$k|rss")")" \
+                "$(fmt %.2f "$(med "$k|rpc")")" "$(fmt %.2f "$(med "$k|ppc")")" "$(fmt %.0f "$(med "$k|procs")")" \
+                "$(fmt %.0f "$(med "$k|rssafter")")"
+        done
+    done
+    unavailable_rows "$TCP_PROXIES" 12
+    printf '\nKiB/conn = (memory while the connections are held - memory just before the client started) / connections held,'
+    printf ' summed over the proxy and its child processes. RSS counts pages shared between forks once per process (socat);'
+    printf ' PSS splits them. Kernel socket buffers are in neither. fd limit: %s, so C=%s is what a single-process proxy' "$nofile" "$CONC_MAX"
+    printf ' (2 fds per connection) can hold.\n'
+    print_notes conc
+}
+
+udp_unsupported=0
+udp_start() { # udp_start PROXY CPU: 0 when started
+    if [ "$1" = tproxy ] && [ "$udp_unsupported" = 1 ]; then return 1; fi
+    if start_proxy "$1" udp "$EPORT" "$2"; then idle_sample "$1"; return 0; fi
+    if [ "$1" = tproxy ] && [ "$PROXY_STATUS" = 2 ]; then
+        udp_unsupported=1
+        note udp "tproxy: UDP rows skipped: \`tproxy udp-listen:... udp:...\` exited with status 2 (UDP not implemented yet): $(tail -n 1 "$PROXY_LOG")"
+        return 1
+    fi
+    note udp "$1 (udp): $PROXY_ERR"
+    return 1
+}
+
+sc_udp() {
+    local rep p cpu=${RR_CPU:-}
+    active "$UDP_PROXIES"
+    local -a pin=()
+    [ -z "$cpu" ] || pin=(taskset -c "$cpu")
+    for ((rep = 0; rep < REPS; rep++)); do
+        order "$rep" "$ACTIVE"
+        for p in $ORDER; do
+            log "udp: rep $((rep + 1))/$REPS $p"
+            # request/response (pinned like rr), then a fresh instance for the burst
+            [ -z "$cpu" ] || pin_echo "$cpu"
+            if udp_start "$p" "$cpu"; then
+                run_client "$tmp/udp.out" 90 "${pin[@]}" "$LOAD" udp-rr -p "$PROXY_PORT" -n "$UDP_RR_N" -s 64 -t 200 -L 60
+                if ! client_failed udp "$p" "$LINE"; then
+                    add "udp|$p|p50" "$(kv p50_us "$LINE")"
+                    add "udp|$p|p99" "$(kv p99_us "$LINE")"
+                    add "udp|$p|rts" "$(kv rt_per_s "$LINE")"
+                    add "udp|$p|lost" "$(kv lost "$LINE")"
+                fi
+                stop_proxy
+            fi
+            [ -z "$cpu" ] || pin_echo "$allcpus"
+            if udp_start "$p" ""; then
+                run_client "$tmp/udp.out" 60 "$LOAD" udp-burst -p "$PROXY_PORT" -n "$UDP_BURST_N" -s 64 -L 40
+                if ! client_failed udp "$p" "$LINE"; then
+                    add "udp|$p|loss" "$(kv loss_pct "$LINE")"
+                    add "udp|$p|eps" "$(kv echo_per_s "$LINE")"
+                    add "udp|$p|sps" "$(kv sent_per_s "$LINE")"
+                fi
+                stop_proxy
+            fi
+        done
+    done
+    local drt deps
+    drt=$(med "udp|direct|rts") deps=$(med "udp|direct|eps")
+    printf '\n## udp: request/response (%s x 64 B, one outstanding, 200 ms timeout; %s) and burst (%s x 64 B as fast as one thread can, echoes drained in between); median of %s\n\n' \
+        "$UDP_RR_N" "${cpu:+pinned to CPU $cpu}${cpu:-not pinned}" "$UDP_BURST_N" "$REPS"
+    printf '| proxy | rr p50 us | rr p99 us | rr/s | x direct | rr lost (all runs) | burst loss %% | burst echoes/s | x direct | burst sent/s | burst loss %% runs |\n'
+    printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
+    for p in $ACTIVE; do
+        if [ "$p" = tproxy ] && [ "$udp_unsupported" = 1 ] && [ -z "${R["udp|$p|rts"]:-}" ]; then
+            printf '| tproxy | UDP not implemented yet (exit status 2) | - | - | - | - | - | - | - | - | - |\n'
+            continue
+        fi
+        local v e lost
+        v=$(med "udp|$p|rts") e=$(med "udp|$p|eps")
+        lost=$(lines "${R["udp|$p|lost"]:-}" | awk '/^[0-9]+$/ { s += $1; n++ } END { print n ? s : "-" }')
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.1f "$(med "udp|$p|p50")")" \
+            "$(fmt %.1f "$(med "udp|$p|p99")")" "$(fmt %.0f "$v")" "$(ratio "$v" "$drt")" "$lost" \
+            "$(fmt %.2f "$(med "udp|$p|loss")")" "$(fmt %.0f "$e")" "$(ratio "$e" "$deps")" \
+            "$(fmt %.0f "$(med "udp|$p|sps")")" "$(runs "udp|$p|loss")"
+    done
+    unavailable_rows "$UDP_PROXIES" 11
+    print_notes udp
+}
+
+print_idle() {
+    local p any=0
+    for p in $TCP_PROXIES; do [ -z "${R["idle|$p|rss"]:-}" ] || any=1; done
+    [ "$any" = 1 ] || return 0
+    printf '\n## idle memory: each proxy just after start (listening, no connection yet); median over all starts\n\n'
+    printf '| proxy | starts | VmRSS KiB | PSS KiB |\n|---|---:|---:|---:|\n'
+    for p in $TCP_PROXIES; do
+        [ -n "${R["idle|$p|rss"]:-}" ] || continue
+        local n
+        n=$(lines "${R["idle|$p|rss"]}" | wc -l)
+        printf '| %s | %s | %s | %s |\n' "$p" "$n" "$(fmt %.0f "$(med "idle|$p|rss")")" "$(fmt %.0f "$(med "idle|$p|pss")")"
+    done
+}
+
+# ------------------------------------------------------------ main
+t_start=$SECONDS
+start_servers
+ver_tproxy=${why_not[tproxy]:-$("$TPROXY" -V 2>/dev/null | head -n 1 || true)}
+printf '# tproxy loopback benchmark, %s\n\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+printf -- '- machine: %s CPUs, kernel %s; ulimit -n %s (hard %s)\n' "$ncpu" "$(uname -r)" "$nofile" "$hard"
+printf -- '- tproxy: %s (%s)\n' "${TPROXY#"$top"/}" "${ver_tproxy:-version unknown}"
+printf -- '- socat: %s; haproxy: %s\n' "$(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' || true)" \
+    "$(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' || true)"
+printf -- '- scenarios: %s; REPS=%s (every proxy once per repetition, order rotated); proxies: %s\n' "$scenarios" "$REPS" "$PROXIES"
+printf -- '- client, echo/sink server and proxy share the machine: compare ratios to direct, not absolute numbers\n'
+for s in $scenarios; do
+    "sc_$s"
+done
+print_idle
+printf '\n(total %s s)\n' $((SECONDS - t_start))

@@ -1,0 +1,384 @@
+/*
+ * tproxy - a transparent TCP proxy to see and change what passes.
+ *
+ * main: options, routes, start-up, signals and the poll loop.  Everything
+ * is set up (parsed, then bound) before any traffic is handled: a bad
+ * argument anywhere means exit status 2 and nothing listens.
+ */
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tproxy.h"
+
+struct route	*routes;
+size_t		 nroutes;
+
+static volatile sig_atomic_t	 quit_sig;
+static const char		*opt_user;
+
+static const char usage_text[] =
+"usage: tproxy [OPTION]... LISTEN TARGET [FILTER]... [+ LISTEN TARGET [FILTER]...]...\n"
+"\n"
+"Listen on LISTEN, connect each client to TARGET, and pass the bytes both ways\n"
+"through the FILTERs, in order.  A lone '+' starts another route.\n"
+"\n"
+"Options:\n"
+"  -h, --help               print this help and exit\n"
+"  -V, --version            print the version and exit\n"
+"  -q, --quiet              print nothing on stderr unless something goes wrong\n"
+"  -v, --verbose            print connection events on stderr (repeatable)\n"
+"      --json               observations as JSON objects, one per line\n"
+"      --idle-timeout=SECS  close a connection idle for SECS seconds\n"
+"      --max-conns=N        at most N connections at once (others wait)\n"
+"      --user=NAME          drop privileges to NAME after binding\n"
+"\n"
+"LISTEN:  tcp-listen:[HOST:]PORT (tcp-l)   unix-listen:PATH\n"
+"TARGET:  tcp:HOST:PORT   unix:PATH   echo\n"
+"Address options (after commas): reuseaddr, backlog=N, ipv6only=0|1,\n"
+"         bind=HOST[:PORT].  HOST defaults to 127.0.0.1; IPv6 as [::1].\n"
+"\n"
+"FILTER:  log   hexdump   s/REGEX/REPLACEMENT/[gi]   drop[:REGEX]\n"
+"         answer:TEXT|@FILE[,match=REGEX]   redirect:HOST:PORT[,match=REGEX]\n"
+"Filter keys: dir=c2s|s2c|both  src=CIDR  dst=CIDR  dport=N\n"
+"\n"
+"Observations go to stdout, diagnostics to stderr.  Exit status: 0 after\n"
+"SIGINT/SIGTERM, 1 on a runtime failure, 2 on a usage error.\n"
+"See tproxy(1).\n";
+
+static void
+usage_error(const char *fmt, ...) PRINTF(1, 2);
+
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "tproxy: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'tproxy --help' for more information.\n");
+	exit(2);
+}
+
+static void
+on_signal(int sig)
+{
+	quit_sig = sig;
+}
+
+static void
+signals_setup(sigset_t *waitmask)
+{
+	struct sigaction sa;
+	sigset_t block;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* signals arrive only inside ppoll(), so none is missed */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, waitmask);
+	sigdelset(waitmask, SIGINT);
+	sigdelset(waitmask, SIGTERM);
+}
+
+/* Raises the fd soft limit to the hard limit: 2 fds per connection. */
+static void
+nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int
+host_is_literal(const char *h)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
+}
+
+/* Parses one route from argv[0..n); exits 2 on any error. */
+static void
+route_parse(struct route *r, int id, char **argv, int n)
+{
+	char err[ERRLEN];
+	int i;
+
+	r->id = id;
+	r->lfd = -1;
+	r->lslot = -1;
+	if (n < 1)
+		usage_error("route %d: missing LISTEN and TARGET addresses", id);
+	if (addr_parse(argv[0], 1, &r->listen, err, sizeof(err)) == -1)
+		usage_error("%s: %s", argv[0], err);
+	if (n < 2)
+		usage_error("route %d: missing TARGET address after '%s'", id,
+		    argv[0]);
+	if (addr_parse(argv[1], 0, &r->target, err, sizeof(err)) == -1)
+		usage_error("%s: %s", argv[1], err);
+	if (n - 2 > MAX_TAPS)
+		usage_error("route %d: more than %d filters", id, MAX_TAPS);
+	r->ntaps = (size_t)(n - 2);
+	if (r->ntaps > 0 &&
+	    (r->taps = calloc(r->ntaps, sizeof(*r->taps))) == NULL)
+		usage_error("out of memory");
+	for (i = 2; i < n; i++) {
+		struct tap *t = &r->taps[i - 2];
+
+		if (tap_parse(argv[i], t, err, sizeof(err)) == -1)
+			usage_error("%s: %s", argv[i], err);
+		if (t->first_bytes)
+			r->first_bytes = 1;
+	}
+	/* a literal target is resolved once; names at each connect */
+	if (r->target.type == A_TCP && host_is_literal(r->target.host)) {
+		if (net_resolve(r->target.host, r->target.port, 0, &r->tname,
+		    err, sizeof(err)) == -1)
+			usage_error("%s: %s", argv[1], err);
+		r->tresolved = 1;
+	}
+}
+
+static void
+routes_parse(int argc, char **argv)
+{
+	int i, start = 0;
+
+	if (argc == 0)
+		usage_error("missing LISTEN and TARGET addresses");
+	for (i = 0; i <= argc; i++) {
+		if (i < argc && strcmp(argv[i], "+") != 0)
+			continue;
+		routes = realloc(routes, (nroutes + 1) * sizeof(*routes));
+		if (routes == NULL)
+			usage_error("out of memory");
+		memset(&routes[nroutes], 0, sizeof(*routes));
+		route_parse(&routes[nroutes], (int)nroutes + 1, argv + start,
+		    i - start);
+		nroutes++;
+		start = i + 1;
+	}
+}
+
+static void
+listener_ready(void *arg, int revents)
+{
+	(void)revents;
+	conn_accept(arg);
+}
+
+/* Binds every route; exits 1 on the first failure (nothing listens). */
+static void
+routes_bind(void)
+{
+	char err[ERRLEN];
+	size_t i;
+
+	for (i = 0; i < nroutes; i++) {
+		if (net_listen(&routes[i], err, sizeof(err)) == -1) {
+			diag_err("tproxy: %s: %s", routes[i].listen.type ==
+			    A_UNIX_LISTEN ? routes[i].listen.path :
+			    routes[i].listen.host, err);
+			exit(1);
+		}
+	}
+	for (i = 0; i < nroutes; i++) {
+		if (loop_add(routes[i].lfd, POLLIN, listener_ready, &routes[i],
+		    &routes[i].lslot) == -1) {
+			diag_err("tproxy: out of memory");
+			exit(1);
+		}
+		ev_listen(&routes[i]);
+	}
+}
+
+static void
+routes_free(void)
+{
+	size_t i, j;
+
+	for (i = 0; i < nroutes; i++) {
+		struct route *r = &routes[i];
+
+		if (r->lfd >= 0) {
+			close(r->lfd);
+			if (r->listen.type == A_UNIX_LISTEN)
+				unlink(r->listen.path);
+		}
+		for (j = 0; j < r->ntaps; j++)
+			tap_free(&r->taps[j]);
+		free(r->taps);
+	}
+	free(routes);
+	routes = NULL;
+	nroutes = 0;
+}
+
+/* Looks the --user up before binding, so a typo is a usage error. */
+static struct passwd *
+user_lookup(void)
+{
+	struct passwd *pw;
+
+	if (opt_user == NULL)
+		return NULL;
+	if ((pw = getpwnam(opt_user)) == NULL)
+		usage_error("--user: no such user '%s'", opt_user);
+	return pw;
+}
+
+static void
+user_drop(const struct passwd *pw)
+{
+	if (pw == NULL)
+		return;
+	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		diag_err("tproxy: --user=%s: cannot drop privileges: %s",
+		    opt_user, strerror(errno));
+		exit(1);
+	}
+}
+
+static long
+opt_number(const char *name, const char *v, long long lo, long long hi)
+{
+	long long n;
+
+	if (num_parse(v, lo, hi, &n) == -1)
+		usage_error("--%s: bad value '%s' (expected %lld..%lld)", name,
+		    v, lo, hi);
+	return (long)n;
+}
+
+enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_CACERT, O_CAKEY };
+
+static void
+options_parse(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "user", required_argument, NULL, O_USER },
+		{ "idle-timeout", required_argument, NULL, O_IDLE },
+		{ "max-conns", required_argument, NULL, O_MAXC },
+		{ "ca-cert", required_argument, NULL, O_CACERT },
+		{ "ca-key", required_argument, NULL, O_CAKEY },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+hVqv", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			printf("tproxy %s\n", TPROXY_VERSION);
+			exit(0);
+		case 'q':
+			opt_verbose = -1;
+			break;
+		case 'v':
+			opt_verbose = opt_verbose < 0 ? 1 : opt_verbose + 1;
+			break;
+		case O_JSON:
+			opt_json = 1;
+			break;
+		case O_USER:
+			if (*optarg == '\0')
+				usage_error("--user: empty user name");
+			opt_user = optarg;
+			break;
+		case O_IDLE:
+			opt_idle_timeout = opt_number("idle-timeout", optarg, 0,
+			    86400 * 365);
+			break;
+		case O_MAXC:
+			opt_max_conns = opt_number("max-conns", optarg, 0,
+			    1000000);
+			break;
+		case O_CACERT:
+		case O_CAKEY:
+			usage_error("%s: TLS interception is not supported yet",
+			    argv[optind - 1]);
+			break;
+		default:
+			if (optopt >= 256 || optopt == 0)
+				usage_error("unknown option '%s'",
+				    argv[optind - 1]);
+			else if (strchr("hVqv", optopt) == NULL)
+				usage_error("unknown option '-%c'", optopt);
+			else
+				usage_error("option '%s' needs a value",
+				    argv[optind - 1]);
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	sigset_t waitmask;
+	struct passwd *pw;
+
+	setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
+	options_parse(argc, argv);
+	routes_parse(argc - optind, argv + optind);
+	pw = user_lookup();
+	signals_setup(&waitmask);
+	nofile_raise();
+	routes_bind();
+	user_drop(pw);
+	out_flush();
+
+	while (!quit_sig) {
+		if (loop_run_once(&waitmask) == -1 && errno != EINTR) {
+			diag_err("tproxy: poll: %s", strerror(errno));
+			break;
+		}
+		conn_reap();
+		out_flush();
+	}
+	conn_close_all(quit_sig ? "shutdown" : "poll failed");
+	conn_reap();
+	out_flush();
+	if (quit_sig)
+		diag("tproxy: exiting on %s: %llu connections, %llu bytes "
+		    "c2s, %llu bytes s2c", quit_sig == SIGINT ? "SIGINT" :
+		    "SIGTERM", (unsigned long long)stat_conns,
+		    (unsigned long long)stat_bytes[C2S],
+		    (unsigned long long)stat_bytes[S2C]);
+	routes_free();
+	loop_free();
+	return quit_sig ? 0 : 1;
+}
