@@ -52,7 +52,7 @@ deps:
 	@sh tests/deps.sh
 
 demo: deps tproxy
-	@sh tests/demo.sh
+	@bash tests/demo.sh
 
 check: deps tproxy tproxy-asan
 	$(BATS) tests

@@ -430,6 +430,10 @@ sc_bulk() {
     print_notes bulk
 }
 
+placement() {
+    if [ -n "$1" ]; then printf 'client, proxy and server pinned to CPU %s' "$1"; else printf 'not pinned'; fi
+}
+
 sc_rr() {
     local rep p cpu=${RR_CPU:-}
     active "$TCP_PROXIES"
@@ -453,7 +457,7 @@ sc_rr() {
     local d
     d=$(med "rr|direct|rts")
     printf '\n## rr: 1 TCP connection, %s round trips of 64 bytes, TCP_NODELAY (%s; median of %s)\n\n' "$RR_N" \
-        "${cpu:+client, proxy and server pinned to CPU $cpu}${cpu:-not pinned}" "$REPS"
+        "$(placement "$cpu")" "$REPS"
     printf '| proxy | p50 us | p99 us | round trips/s | x direct | round trips/s runs |\n'
     printf '|---|---:|---:|---:|---:|---|\n'
     for p in $ACTIVE; do
@@ -611,7 +615,7 @@ udp_start() { # udp_start PROXY CPU: 0 when started
     if start_proxy "$1" udp "$EPORT" "$2"; then idle_sample "$1"; return 0; fi
     if [ "$1" = tproxy ] && [ "$PROXY_STATUS" = 2 ]; then
         udp_unsupported=1
-        note udp "tproxy: UDP rows skipped: \`tproxy udp-listen:... udp:...\` exited with status 2 (UDP not implemented yet): $(tail -n 1 "$PROXY_LOG")"
+        note udp "tproxy: UDP rows skipped: \`tproxy udp-listen:... udp:...\` exited with status 2 (UDP not implemented yet): $(grep -m 1 . "$PROXY_LOG" || true)"
         return 1
     fi
     note udp "$1 (udp): $PROXY_ERR"
@@ -654,7 +658,7 @@ sc_udp() {
     local drt deps
     drt=$(med "udp|direct|rts") deps=$(med "udp|direct|eps")
     printf '\n## udp: request/response (%s x 64 B, one outstanding, 200 ms timeout; %s) and burst (%s x 64 B as fast as one thread can, echoes drained in between); median of %s\n\n' \
-        "$UDP_RR_N" "${cpu:+pinned to CPU $cpu}${cpu:-not pinned}" "$UDP_BURST_N" "$REPS"
+        "$UDP_RR_N" "$(placement "$cpu")" "$UDP_BURST_N" "$REPS"
     printf '| proxy | rr p50 us | rr p99 us | rr/s | x direct | rr lost (all runs) | burst loss %% | burst echoes/s | x direct | burst sent/s | burst loss %% runs |\n'
     printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
     for p in $ACTIVE; do
