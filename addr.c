@@ -2,9 +2,9 @@
  * addr.c - socat-style address specs:  TYPE[:PARAMS][,OPTION[=VALUE]]...
  *
  * Grammar (TYPE is case-insensitive):
- *   tcp-listen:[HOST:]PORT | tcp-l:[HOST:]PORT | unix-listen:PATH |
- *   unix-l:PATH                                         (listen side)
- *   tcp:HOST:PORT | unix:PATH | echo                    (target side)
+ *   tcp-listen:[HOST:]PORT | tcp-l:[HOST:]PORT | udp-listen:[HOST:]PORT |
+ *   udp-l:[HOST:]PORT | unix-listen:PATH | unix-l:PATH  (listen side)
+ *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo    (target side)
  *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
  *   OPTION = reuseaddr[=0|1] | backlog=N | ipv6only=0|1 | bind=HOST[:PORT]
  * This is untrusted input (it may come from scripts); every field is bounded
@@ -21,6 +21,10 @@
 
 #include "tproxy.h"
 
+#define LISTEN_HELP	"tcp-listen:[HOST:]PORT, udp-listen:[HOST:]PORT or " \
+			"unix-listen:PATH"
+#define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH or echo"
+
 struct type_name {
 	const char	*name;
 	enum addr_type	 type;
@@ -31,7 +35,10 @@ static const struct type_name types[] = {
 	{ "tcp-l", A_TCP_LISTEN },
 	{ "unix-listen", A_UNIX_LISTEN },
 	{ "unix-l", A_UNIX_LISTEN },
+	{ "udp-listen", A_UDP_LISTEN },
+	{ "udp-l", A_UDP_LISTEN },
 	{ "tcp", A_TCP },
+	{ "udp", A_UDP },
 	{ "unix", A_UNIX },
 	{ "echo", A_ECHO },
 	{ NULL, A_NONE },
@@ -39,7 +46,7 @@ static const struct type_name types[] = {
 
 /* Address types and options of the contract that later work will bring. */
 static const char *const later_types[] = {
-	"udp-listen", "udp-l", "udp", "tcp-tproxy", "udp-tproxy", "orig", NULL,
+	"tcp-tproxy", "udp-tproxy", "orig", NULL,
 };
 static const char *const later_opts[] = {
 	"tls", "cert", "key", "verify", "passthrough", "keylog", "spoof",
@@ -49,7 +56,13 @@ static const char *const later_opts[] = {
 int
 addr_is_listen(enum addr_type t)
 {
-	return t == A_TCP_LISTEN || t == A_UNIX_LISTEN;
+	return t == A_TCP_LISTEN || t == A_UNIX_LISTEN || t == A_UDP_LISTEN;
+}
+
+int
+addr_is_udp(enum addr_type t)
+{
+	return t == A_UDP_LISTEN || t == A_UDP;
 }
 
 const char *
@@ -59,6 +72,9 @@ addr_type_name(enum addr_type t)
 	case A_TCP_LISTEN:
 	case A_TCP:
 		return "tcp";
+	case A_UDP_LISTEN:
+	case A_UDP:
+		return "udp";
 	case A_UNIX_LISTEN:
 	case A_UNIX:
 		return "unix";
@@ -190,7 +206,8 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 	if (strcasecmp(opt, "reuseaddr") == 0) {
 		if (bool_parse(val, &a->reuseaddr) == -1)
 			goto badval;
-	} else if (strcasecmp(opt, "backlog") == 0 && listen_side) {
+	} else if (strcasecmp(opt, "backlog") == 0 && listen_side &&
+	    a->type != A_UDP_LISTEN) {
 		if (val == NULL || num_parse(val, 1, 65535, &v) == -1)
 			goto badval;
 		a->backlog = (int)v;
@@ -281,28 +298,31 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 		else
 			snprintf(err, errlen, "unknown address type '%s' "
 			    "(expected %s)", buf, listen_side ?
-			    "tcp-listen:[HOST:]PORT or unix-listen:PATH" :
-			    "tcp:HOST:PORT, unix:PATH or echo");
+			    LISTEN_HELP : TARGET_HELP);
 		return -1;
 	}
 	if (addr_is_listen(a->type) != listen_side) {
 		snprintf(err, errlen, "expected a %s address here (%s)",
 		    listen_side ? "listen" : "target", listen_side ?
-		    "tcp-listen:[HOST:]PORT or unix-listen:PATH" :
-		    "tcp:HOST:PORT, unix:PATH or echo");
+		    LISTEN_HELP : TARGET_HELP);
 		return -1;
 	}
 
 	switch (a->type) {
 	case A_TCP_LISTEN:
 	case A_TCP:
+	case A_UDP_LISTEN:
+	case A_UDP:
 		if (params == NULL || *params == '\0') {
-			snprintf(err, errlen, "expected %s", a->type == A_TCP ?
-			    "tcp:HOST:PORT" : "tcp-listen:[HOST:]PORT");
+			snprintf(err, errlen, "expected %s:%s",
+			    addr_is_listen(a->type) ? (a->type == A_UDP_LISTEN ?
+			    "udp-listen" : "tcp-listen") : addr_type_name(a->type),
+			    addr_is_listen(a->type) ? "[HOST:]PORT" :
+			    "HOST:PORT");
 			return -1;
 		}
-		if (hostport_parse(params, a->type == A_TCP,
-		    a->type == A_TCP ? 1 : 0, a->host, sizeof(a->host),
+		if (hostport_parse(params, !addr_is_listen(a->type),
+		    addr_is_listen(a->type) ? 0 : 1, a->host, sizeof(a->host),
 		    &a->port, err, errlen) == -1)
 			return -1;
 		break;
@@ -352,7 +372,7 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 			return -1;
 		opts = next;
 	}
-	if (a->has_bind && a->type == A_TCP_LISTEN) {
+	if (a->has_bind && (a->type == A_TCP_LISTEN || a->type == A_UDP_LISTEN)) {
 		/* socat: bind= on a listener names the listen address */
 		memcpy(a->host, a->bind_host, sizeof(a->host));
 		if (a->bind_port)
@@ -368,10 +388,13 @@ addr_target_str(const struct addr *a, char *buf, size_t len)
 {
 	switch (a->type) {
 	case A_TCP:
+	case A_UDP:
 		if (strchr(a->host, ':'))
-			snprintf(buf, len, "tcp [%s]:%u", a->host, a->port);
+			snprintf(buf, len, "%s [%s]:%u", addr_type_name(a->type),
+			    a->host, a->port);
 		else
-			snprintf(buf, len, "tcp %s:%u", a->host, a->port);
+			snprintf(buf, len, "%s %s:%u", addr_type_name(a->type),
+			    a->host, a->port);
 		break;
 	case A_UNIX:
 		snprintf(buf, len, "unix %s", a->path);

@@ -30,6 +30,7 @@
 #define ACCEPTS_PER_TURN	64
 #define SPLICE_MIN		16384	/* a read this big turns on splice */
 #define PIPE_MAX		256	/* pipes in use or pooled */
+#define PIPE_BYTES		(256 * 1024)
 
 uint64_t	 stat_conns, stat_bytes[2];
 long		 opt_max_conns, opt_idle_timeout;
@@ -46,7 +47,6 @@ static int		 npool, npipes;
 static struct timer	 emfile_timer;
 static int		 emfile_paused, full_paused;
 
-static void side_io(void *arg, int revents);
 static void conn_connect(struct conn *c);
 
 /* ------------------------------------------------------------ buffers */
@@ -113,6 +113,8 @@ pipe_get(struct side *s)
 	}
 	if (npipes >= PIPE_MAX || pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC))
 		return -1;
+	/* a bigger pipe moves more per splice(), up to the system's limit */
+	(void)fcntl(s->pipefd[1], F_SETPIPE_SZ, PIPE_BYTES);
 	npipes++;
 	return 0;
 }
@@ -211,6 +213,10 @@ side_update(struct conn *c, struct side *s)
 
 	if (s->fd < 0 || c->state == CS_CLOSED)
 		return;
+	if (c->udp) {		/* datagrams: no back-pressure, no stream */
+		loop_set(s->slot, c->state == CS_OPEN ? POLLIN : 0);
+		return;
+	}
 	if (side_can_read(c, s))
 		ev |= POLLIN;
 	if (s->is_server && c->state == CS_CONNECTING)
@@ -276,10 +282,13 @@ conn_close(struct conn *c, const char *reason, int reset)
 	if (c->state == CS_CLOSED)
 		return;
 	ev_close(c, reason);
+	if (c->udp)
+		udp_forget(c);
 	side_close(CLIENT(c), reset);
 	side_close(SERVER(c), reset);
 	timer_stop(&c->idle);
-	timer_stop(&c->hold);
+	timer_stop(&c->hold[C2S]);
+	timer_stop(&c->hold[S2C]);
 	timer_stop(&c->wait);
 	chain_close(c);
 	c->state = CS_CLOSED;
@@ -300,7 +309,7 @@ conn_close(struct conn *c, const char *reason, int reset)
 }
 
 /* Fails a connection: an error event with the reason, then a reset. */
-static void
+void
 conn_fail(struct conn *c, const char *reason)
 {
 	ev_error(c, reason);
@@ -393,7 +402,7 @@ side_write(struct conn *c, struct side *s)
 	return 0;
 fail:
 	snprintf(why, sizeof(why), "write to %s: %s", who(s), strerror(errno));
-	conn_close(c, why, 1);
+	conn_fail(c, why);
 	return -1;
 }
 
@@ -406,6 +415,10 @@ side_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 
 	if (c->state == CS_CLOSED || s->wr_shut)
 		return;
+	if (c->udp) {
+		udp_send(c, s, p, n);
+		return;
+	}
 	if (side_writable(c, s) && buf_pending(&s->out) == 0 &&
 	    s->inpipe == 0) {
 		do
@@ -414,7 +427,7 @@ side_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 		if (w < 0 && errno != EAGAIN) {
 			snprintf(why, sizeof(why), "write to %s: %s", who(s),
 			    strerror(errno));
-			conn_close(c, why, 1);
+			conn_fail(c, why);
 			return;
 		}
 		if (w > 0) {
@@ -450,7 +463,7 @@ side_eof(struct conn *c, struct side *s)
 	struct side *dst;
 
 	s->rd_eof = 1;
-	timer_stop(&c->hold);
+	timer_stop(&c->hold[d]);
 	chain_flush(c, d, 1);
 	if (c->state == CS_CLOSED)
 		return;
@@ -468,18 +481,16 @@ read_failed(struct conn *c, struct side *s, int err)
 {
 	char why[ERRLEN];
 
-	if (err == ECONNRESET) {
+	if (err == ECONNRESET)		/* passed on as a reset */
 		snprintf(why, sizeof(why), "reset by %s", who(s));
-		conn_close(c, why, 1);	/* passed on as a reset */
-	} else {
+	else
 		snprintf(why, sizeof(why), "read from %s: %s", who(s),
 		    strerror(err));
-		conn_fail(c, why);
-	}
+	conn_fail(c, why);
 }
 
-static void
-account(struct conn *c, enum dir d, size_t n)
+void
+conn_account(struct conn *c, enum dir d, size_t n)
 {
 	c->bytes[d] += n;
 	c->chunks[d]++;
@@ -498,11 +509,11 @@ splice_read(struct conn *c, struct side *s, struct side *dst)
 
 	if (dst->pipefd[0] < 0 && pipe_get(dst) == -1)
 		return 0;
-	n = splice(s->fd, NULL, dst->pipefd[1], NULL, IO_CHUNK,
+	n = splice(s->fd, NULL, dst->pipefd[1], NULL, PIPE_BYTES,
 	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (n > 0) {
 		dst->inpipe += (size_t)n;
-		account(c, side_dir(c, s), (size_t)n);
+		conn_account(c, side_dir(c, s), (size_t)n);
 		(void)side_write(c, dst);
 		return 1;
 	}
@@ -538,15 +549,22 @@ side_read(struct conn *c, struct side *s)
 		side_eof(c, s);
 		return;
 	}
-	account(c, d, (size_t)n);
+	conn_account(c, d, (size_t)n);
 	if (n >= SPLICE_MIN && c->route->ntaps == 0 && !c->echo &&
 	    s->peer.ss.ss_family != AF_UNIX)
 		s->splice = 1;
 	chain_run(c, d, scratch, (size_t)n);
+	conn_after_chunk(c, d);
+}
+
+/* After a chunk went through the chain: arm the hold timer, connect. */
+void
+conn_after_chunk(struct conn *c, enum dir d)
+{
 	if (c->state == CS_CLOSED)
 		return;
 	if (c->route->ntaps > 0 && chain_holding(c, d))
-		timer_arm(&c->hold, chain_hold_ms(c, d));
+		timer_arm(&c->hold[d], chain_hold_ms(c, d));
 	if (c->state == CS_WAIT_BYTES && d == C2S)
 		conn_connect(c);
 }
@@ -577,8 +595,8 @@ connect_done(struct conn *c)
 	(void)side_write(c, sv);
 }
 
-static void
-side_io(void *arg, int revents)
+void
+conn_side_io(void *arg, int revents)
 {
 	struct side *s = arg;
 	struct conn *c = s->conn;
@@ -610,10 +628,10 @@ static void
 idle_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
-	uint64_t idle = (uint64_t)opt_idle_timeout * 1000, now = now_ms();
+	uint64_t idle = c->idle_ms, now = now_ms();
 
 	if (now - c->last_ms >= idle)
-		conn_close(c, "idle timeout", 0);
+		conn_close(c, c->udp ? "expired" : "idle timeout", 0);
 	else
 		timer_arm(&c->idle, c->last_ms + idle - now);
 }
@@ -622,10 +640,8 @@ static void
 hold_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
-	int d;
 
-	for (d = 0; d < 2 && c->state != CS_CLOSED; d++)
-		chain_flush(c, d, 0);
+	chain_flush(c, t == &c->hold[C2S] ? C2S : S2C, 0);
 	if (c->state != CS_CLOSED)
 		conn_update(c);
 }
@@ -658,7 +674,13 @@ conn_connect(struct conn *c)
 	if (t->type == A_ECHO) {
 		c->echo = 1;
 		c->state = CS_OPEN;
-		(void)side_write(c, CLIENT(c));
+		if (!c->udp)
+			(void)side_write(c, CLIENT(c));
+		return;
+	}
+	if (c->udp) {
+		if (udp_connect(c, t, err, sizeof(err)) == -1)
+			conn_fail(c, err);
 		return;
 	}
 	fd = net_connect(t, t == &c->route->target && c->route->tresolved ?
@@ -668,7 +690,7 @@ conn_connect(struct conn *c)
 		return;
 	}
 	sv->fd = fd;
-	if (loop_add(fd, POLLOUT, side_io, sv, &sv->slot) == -1) {
+	if (loop_add(fd, POLLOUT, conn_side_io, sv, &sv->slot) == -1) {
 		close(fd);
 		sv->fd = -1;
 		conn_fail(c, "out of memory");
@@ -702,40 +724,51 @@ side_init(struct conn *c, struct side *s, int is_server)
 	s->is_server = is_server;
 }
 
-/* Sets up a connection for an accepted socket; returns 0 or -1. */
-static int
-conn_new(struct route *r, int fd, const struct sockname *peer)
+/*
+ * Creates a connection for a client (an accepted socket, or fd -1 for a UDP
+ * session, whose replies leave through the route's socket).  Returns it, or
+ * NULL when out of memory.
+ */
+struct conn *
+conn_create(struct route *r, int fd, const struct sockname *peer)
 {
 	struct conn *c;
+	struct side *cl;
 	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return -1;
+		return NULL;
 	c->id = next_id++;
 	c->route = r;
+	c->udp = addr_is_udp(r->listen.type);
 	c->start_ms = c->last_ms = now_ms();
-	side_init(c, CLIENT(c), 0);
+	cl = CLIENT(c);
+	side_init(c, cl, 0);
 	side_init(c, SERVER(c), 1);
-	CLIENT(c)->fd = fd;
-	CLIENT(c)->peer = *peer;
-	CLIENT(c)->local.len = sizeof(CLIENT(c)->local.ss);
-	if (getsockname(fd, (struct sockaddr *)&CLIENT(c)->local.ss,
-	    &CLIENT(c)->local.len) == -1)
-		CLIENT(c)->local = r->lname;
-	if (r->listen.type == A_UNIX_LISTEN)
-		CLIENT(c)->local = r->lname;
-	c->dst = CLIENT(c)->local;
-	if (peer->ss.ss_family != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
-	c->idle.cb = idle_fired;
-	c->hold.cb = hold_fired;
-	c->wait.cb = wait_fired;
-	c->idle.arg = c->hold.arg = c->wait.arg = c;
-	if (loop_add(fd, POLLIN, side_io, CLIENT(c), &CLIENT(c)->slot) == -1) {
-		free(c);
-		return -1;
+	cl->peer = *peer;
+	cl->local = r->lname;
+	if (fd >= 0) {
+		cl->fd = fd;
+		cl->local.len = sizeof(cl->local.ss);
+		if (r->listen.type == A_UNIX_LISTEN ||
+		    getsockname(fd, (struct sockaddr *)&cl->local.ss,
+		    &cl->local.len) == -1)
+			cl->local = r->lname;
+		if (peer->ss.ss_family != AF_UNIX)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			    sizeof(one));
+		if (loop_add(fd, POLLIN, conn_side_io, cl, &cl->slot) == -1) {
+			free(c);
+			return NULL;
+		}
 	}
+	c->dst = cl->local;
+	c->idle.cb = idle_fired;
+	c->hold[C2S].cb = c->hold[S2C].cb = hold_fired;
+	c->wait.cb = wait_fired;
+	c->idle.arg = c->hold[C2S].arg = c->hold[S2C].arg = c->wait.arg = c;
+	c->idle_ms = c->udp ? (uint64_t)opt_udp_timeout * 1000 :
+	    (uint64_t)opt_idle_timeout * 1000;
 	c->next = conns;
 	if (conns)
 		conns->prev = c;
@@ -743,20 +776,33 @@ conn_new(struct route *r, int fd, const struct sockname *peer)
 	nconns++;
 	stat_conns++;
 	c->state = CS_WAIT_BYTES;
+	return c;
+}
+
+/* Opens the chain, reports the accept, and picks the upstream. */
+void
+conn_start(struct conn *c)
+{
 	if (chain_open(c) == -1) {
 		conn_fail(c, "out of memory");
-		return 0;
+		return;
 	}
 	ev_accept(c);
-	if (opt_idle_timeout > 0)
-		timer_arm(&c->idle, (uint64_t)opt_idle_timeout * 1000);
+	if (c->idle_ms > 0)
+		timer_arm(&c->idle, c->idle_ms);
 	if (needs_first_bytes(c))
 		timer_arm(&c->wait, FIRST_BYTES_WAIT_MS);
 	else
 		conn_connect(c);
 	if (c->state != CS_CLOSED)
 		conn_update(c);
-	return 0;
+}
+
+/* Returns 1 if another connection may start under --max-conns. */
+int
+conn_room(void)
+{
+	return opt_max_conns == 0 || (long)nconns < opt_max_conns;
 }
 
 /* Accepts what waits on a route's listener, within --max-conns and fds. */
@@ -768,7 +814,7 @@ conn_accept(struct route *r)
 
 	emfile_timer.cb = emfile_resume;
 	for (i = 0; i < ACCEPTS_PER_TURN; i++) {
-		if (opt_max_conns > 0 && (long)nconns >= opt_max_conns) {
+		if (!conn_room()) {
 			full_paused = 1;
 			listeners_update();
 			return;
@@ -782,18 +828,26 @@ conn_accept(struct route *r)
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
 				/* back off instead of spinning on a full table */
-				if (!emfile_paused)
+				static uint64_t warned;
+
+				if (warned == 0 || now_ms() - warned >= 10000) {
 					diag_err("tproxy: accept: %s; pausing "
 					    "accepts", strerror(errno));
+					warned = now_ms();
+				}
 				emfile_paused = 1;
 				listeners_update();
 				timer_arm(&emfile_timer, EMFILE_PAUSE_MS);
 			}
 			return;
 		}
-		if (conn_new(r, fd, &peer) == -1) {
+		struct conn *c = conn_create(r, fd, &peer);
+
+		if (c == NULL) {
 			diag_err("tproxy: accept: out of memory");
 			close(fd);
+			continue;
 		}
+		conn_start(c);
 	}
 }

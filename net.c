@@ -89,11 +89,11 @@ net_listen(struct route *r, char *err, size_t errlen)
 			return -1;
 		sockname_str(&sn, hs, sizeof(hs));
 	}
-	fd = socket(sn.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
+	fd = socket(sn.ss.ss_family, (a->type == A_UDP_LISTEN ? SOCK_DGRAM :
+	    SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto fail;
-	if (a->type == A_TCP_LISTEN) {
+	if (a->type != A_UNIX_LISTEN) {
 		if (a->reuseaddr != 0 && setsockopt(fd, SOL_SOCKET,
 		    SO_REUSEADDR, &one, sizeof(one)) == -1)
 			goto fail;
@@ -104,7 +104,9 @@ net_listen(struct route *r, char *err, size_t errlen)
 	}
 	if (bind(fd, (struct sockaddr *)&sn.ss, sn.len) == -1)
 		goto fail;
-	if (listen(fd, a->backlog ? a->backlog : 1024) == -1)
+	if (a->type == A_UDP_LISTEN)
+		udp_buffers(fd);
+	else if (listen(fd, a->backlog ? a->backlog : 1024) == -1)
 		goto fail;
 	r->lname.len = sizeof(r->lname.ss);
 	if (getsockname(fd, (struct sockaddr *)&r->lname.ss,

@@ -42,11 +42,13 @@ static const char usage_text[] =
 "  -v, --verbose            print connection events on stderr (repeatable)\n"
 "      --json               observations as JSON objects, one per line\n"
 "      --idle-timeout=SECS  close a connection idle for SECS seconds\n"
-"      --max-conns=N        at most N connections at once (others wait)\n"
+"      --max-conns=N        at most N connections or UDP sessions at once\n"
+"      --udp-timeout=SECS   end a UDP session idle for SECS seconds (default 60)\n"
 "      --user=NAME          drop privileges to NAME after binding\n"
 "\n"
-"LISTEN:  tcp-listen:[HOST:]PORT (tcp-l)   unix-listen:PATH\n"
-"TARGET:  tcp:HOST:PORT   unix:PATH   echo\n"
+"LISTEN:  tcp-listen:[HOST:]PORT (tcp-l)   udp-listen:[HOST:]PORT (udp-l)\n"
+"         unix-listen:PATH\n"
+"TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   echo\n"
 "Address options (after commas): reuseaddr, backlog=N, ipv6only=0|1,\n"
 "         bind=HOST[:PORT].  HOST defaults to 127.0.0.1; IPv6 as [::1].\n"
 "\n"
@@ -136,11 +138,18 @@ route_parse(struct route *r, int id, char **argv, int n)
 		usage_error("route %d: missing LISTEN and TARGET addresses", id);
 	if (addr_parse(argv[0], 1, &r->listen, err, sizeof(err)) == -1)
 		usage_error("%s: %s", argv[0], err);
+	r->lspec = argv[0];
 	if (n < 2)
 		usage_error("route %d: missing TARGET address after '%s'", id,
 		    argv[0]);
 	if (addr_parse(argv[1], 0, &r->target, err, sizeof(err)) == -1)
 		usage_error("%s: %s", argv[1], err);
+	if (r->target.type != A_ECHO && addr_is_udp(r->listen.type) !=
+	    addr_is_udp(r->target.type))
+		usage_error("%s: a %s listener needs a %s target (or echo)",
+		    argv[1], addr_is_udp(r->listen.type) ? "UDP" : "stream",
+		    addr_is_udp(r->listen.type) ? "udp:HOST:PORT" :
+		    "tcp:HOST:PORT or unix:PATH");
 	if (n - 2 > MAX_TAPS)
 		usage_error("route %d: more than %d filters", id, MAX_TAPS);
 	r->ntaps = (size_t)(n - 2);
@@ -156,7 +165,8 @@ route_parse(struct route *r, int id, char **argv, int n)
 			r->first_bytes = 1;
 	}
 	/* a literal target is resolved once; names at each connect */
-	if (r->target.type == A_TCP && host_is_literal(r->target.host)) {
+	if ((r->target.type == A_TCP || r->target.type == A_UDP) &&
+	    host_is_literal(r->target.host)) {
 		if (net_resolve(r->target.host, r->target.port, 0, &r->tname,
 		    err, sizeof(err)) == -1)
 			usage_error("%s: %s", argv[1], err);
@@ -188,8 +198,13 @@ routes_parse(int argc, char **argv)
 static void
 listener_ready(void *arg, int revents)
 {
+	struct route *r = arg;
+
 	(void)revents;
-	conn_accept(arg);
+	if (r->listen.type == A_UDP_LISTEN)
+		udp_listen_ready(r);
+	else
+		conn_accept(r);
 }
 
 /* Binds every route; exits 1 on the first failure (nothing listens). */
@@ -201,9 +216,7 @@ routes_bind(void)
 
 	for (i = 0; i < nroutes; i++) {
 		if (net_listen(&routes[i], err, sizeof(err)) == -1) {
-			diag_err("tproxy: %s: %s", routes[i].listen.type ==
-			    A_UNIX_LISTEN ? routes[i].listen.path :
-			    routes[i].listen.host, err);
+			diag_err("tproxy: %s: %s", routes[i].lspec, err);
 			exit(1);
 		}
 	}
@@ -276,7 +289,7 @@ opt_number(const char *name, const char *v, long long lo, long long hi)
 	return (long)n;
 }
 
-enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_CACERT, O_CAKEY };
+enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_UDPT, O_CACERT, O_CAKEY };
 
 static void
 options_parse(int argc, char **argv)
@@ -290,6 +303,7 @@ options_parse(int argc, char **argv)
 		{ "user", required_argument, NULL, O_USER },
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "max-conns", required_argument, NULL, O_MAXC },
+		{ "udp-timeout", required_argument, NULL, O_UDPT },
 		{ "ca-cert", required_argument, NULL, O_CACERT },
 		{ "ca-key", required_argument, NULL, O_CAKEY },
 		{ NULL, 0, NULL, 0 },
@@ -326,6 +340,10 @@ options_parse(int argc, char **argv)
 		case O_MAXC:
 			opt_max_conns = opt_number("max-conns", optarg, 0,
 			    1000000);
+			break;
+		case O_UDPT:
+			opt_udp_timeout = opt_number("udp-timeout", optarg, 1,
+			    86400 * 365);
 			break;
 		case O_CACERT:
 		case O_CAKEY:

@@ -36,8 +36,10 @@ enum dir {
 enum addr_type {
 	A_NONE = 0,
 	A_TCP_LISTEN,
+	A_UDP_LISTEN,
 	A_UNIX_LISTEN,
 	A_TCP,
+	A_UDP,
 	A_UNIX,
 	A_ECHO,
 };
@@ -59,6 +61,7 @@ struct addr {
 int	 addr_parse(const char *spec, int listen_side, struct addr *a,
 	    char *err, size_t errlen) NONNULL WUNRES;
 int	 addr_is_listen(enum addr_type t);
+int	 addr_is_udp(enum addr_type t);
 const char *addr_type_name(enum addr_type t);
 
 /* A socket address with its length, for any family we speak. */
@@ -134,6 +137,7 @@ struct tap;
 
 struct route {
 	int		 id;
+	const char	*lspec;		/* the listen address as written */
 	struct addr	 listen;
 	struct addr	 target;
 	struct tap	*taps;		/* the chain, in order */
@@ -185,11 +189,14 @@ struct conn {
 	uint64_t	 start_ms;
 	uint64_t	 last_ms;
 	struct timer	 idle;		/* --idle-timeout */
-	struct timer	 hold;		/* flush bytes that taps hold back */
+	struct timer	 hold[2];	/* flush bytes taps hold, per direction */
 	struct timer	 wait;		/* connect timeout, first-bytes wait */
 	struct sockname	 dst;		/* where the client meant to go */
 	const char	*sni;		/* TLS later */
 	int		 echo;		/* target is echo: c2s comes back */
+	int		 udp;		/* a UDP session: a chunk is a datagram */
+	uint64_t	 idle_ms;	/* close after this long without bytes */
+	struct conn	*hnext;		/* UDP session table chain */
 	struct addr	*redirect;	/* chosen by a redirect tap */
 	struct conn	*next, *prev;
 };
@@ -330,6 +337,28 @@ void	 conn_reap(void);
 
 extern uint64_t	 stat_conns, stat_bytes[2];
 extern long	 opt_max_conns, opt_idle_timeout;
+
+/* ------------------------------------------------------------ udp.c */
+
+extern long	 opt_udp_timeout;
+
+void	 udp_listen_ready(struct route *r) NONNULL;
+int	 udp_connect(struct conn *c, const struct addr *t, char *err,
+	    size_t errlen) NONNULL WUNRES;
+void	 udp_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
+	    NONNULL;
+void	 udp_forget(struct conn *c) NONNULL;
+void	 udp_buffers(int fd);
+
+/* shared by conn.c and udp.c */
+struct conn *conn_create(struct route *r, int fd, const struct sockname *peer)
+	    NONNULL;
+void	 conn_start(struct conn *c) NONNULL;
+int	 conn_room(void);
+void	 conn_fail(struct conn *c, const char *reason) NONNULL;
+void	 conn_account(struct conn *c, enum dir d, size_t n) NONNULL;
+void	 conn_after_chunk(struct conn *c, enum dir d) NONNULL;
+void	 conn_side_io(void *arg, int revents);
 
 /* ------------------------------------------------------------ net.c */
 

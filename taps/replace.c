@@ -360,9 +360,13 @@ replace_run(struct replace *r, struct rstate *st, int final, int eol)
 		if (emit(st, w + off, keep - off) == -1)
 			return -1;
 	}
-	/* keep a little context before the held bytes for lookbehind */
+	/*
+	 * Keep a little context before the held bytes: lookbehind, \b and a
+	 * multiline ^ look at the bytes before the match.
+	 */
 	{
-		size_t ctx = keep < r->maxlb ? keep : r->maxlb;
+		size_t want = r->maxlb > 0 ? r->maxlb : 1;
+		size_t ctx = keep < want ? keep : want;
 		size_t drop = keep - ctx;
 
 		st->base += drop;
@@ -382,8 +386,24 @@ replace_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
 	struct replace *r = t->conf;
 	struct rstate *st = x->st;
 
-	if (st == NULL || (st->done && buf_pending(&st->win) == 0))
-		return V_PASS;		/* no memory, or nothing more to do */
+	if (st == NULL)
+		return V_PASS;		/* no memory for state */
+	if (x->conn != NULL && x->conn->udp) {	/* one datagram, whole */
+		st->done = 0;
+		st->base = 0;
+		st->ctx = 0;
+		if (buf_append(&st->win, ch->p, ch->n) == -1 ||
+		    replace_run(r, st, 1, 1) == -1)
+			return V_DROP;
+		buf_free(&st->win);
+		st->ctx = 0;
+		st->base = 0;
+		ch->p = st->out.data;
+		ch->n = buf_pending(&st->out);
+		return V_PASS;
+	}
+	if (st->done && buf_pending(&st->win) == 0)
+		return V_PASS;		/* nothing more to do */
 	if (buf_append(&st->win, ch->p, ch->n) == -1 ||
 	    replace_run(r, st, 0, 0) == -1)
 		return V_RESET;

@@ -5,15 +5,17 @@
  *
  * Servers (run until SIGTERM/SIGINT or -L seconds):
  *   load echo -p PORT           TCP echo + UDP echo on 127.0.0.1:PORT (epoll)
- *   load sink -p PORT           TCP bulk peer.  The first byte a client sends
- *                               picks the role: 's' discard everything,
- *                               'o' send data only (source), 'd' both.
+ *   load sink -p PORT           TCP peer for bulk and connrate.  The first byte
+ *                               a client sends picks the role: 's' discard
+ *                               everything, 'o' send data only (source), 'd'
+ *                               both, 'c' echo and close right after echoing
+ *                               a '\n' (so the server closes first).
  * Clients (each bounded by a count and by wall time, -L, default 60 s):
  *   load bulk        -p P [-n STREAMS=1] [-d SECS=2] [-W WARM=0.5]
  *   load bulk-rev    -p P ...    same, data flows server -> client
  *   load bulk-duplex -p P ...    both directions at once on every stream
  *   load rr          -p P [-n 10000] [-s 64]
- *   load connrate    -p P [-w THREADS=8] [-d SECS=2] [-s 64]
+ *   load connrate    -p P [-w THREADS=8] [-d SECS=2] [-s 64]   (P: a sink server)
  *   load conc        -p P [-c 5000] [-k 8] [-t MS=3000] [-H HOLD=60]
  *   load udp-rr      -p P [-n 10000] [-s 64] [-t MS=200]
  *   load udp-burst   -p P [-n 100000] [-s 64]
@@ -330,8 +332,14 @@ static int sink_in(struct sconn *c)
         }
         st_bytes_in += r;
         if (!c->role) {
-            c->role = sbuf[0] == 'o' || sbuf[0] == 'd' ? sbuf[0] : 's';
-            if (c->role != 's') s_mod(c, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+            c->role = strchr("odc", sbuf[0]) ? sbuf[0] : 's';
+            if (c->role == 'o' || c->role == 'd') s_mod(c, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+        }
+        if (c->role == 'c') {
+            /* a short message into an empty send buffer: it goes in one send */
+            ssize_t w = send(c->fd, sbuf, (size_t)r, MSG_NOSIGNAL);
+            if (w != r || memchr(sbuf, '\n', (size_t)r)) { s_close(c); return -1; }
+            st_bytes_out += w;
         }
         if ((size_t)r < sizeof sbuf) return 0;
     }
@@ -582,11 +590,18 @@ struct crw {
     long nlat, cap;
 };
 
+/* One cycle: connect, send S bytes ('c', letters, '\n'), read the S-byte echo,
+ * read the EOF of the server, close.  The sink server's role 'c' closes first,
+ * so TIME_WAIT stays on the server side of each hop; were the client to close
+ * first, every hop's connect() would run out of ephemeral ports (28k here,
+ * reusable only after 1-2 s with tcp_tw_reuse) at ~14k connections/s. */
 static void *cr_thread(void *arg)
 {
     struct crw *w = arg;
-    char *out = xmalloc((size_t)opt_s), *in = xmalloc((size_t)opt_s);
-    memset(out, 'c', (size_t)opt_s);
+    char *out = xmalloc((size_t)opt_s), *in = xmalloc((size_t)opt_s + 1);
+    for (int i = 0; i < opt_s; i++) out[i] = (char)('a' + i % 26);
+    out[0] = 'c';
+    out[opt_s - 1] = '\n';
     for (long it = 0; it < 10000000L; it++) {
         double a = now();
         if (a >= w->end) break;
@@ -597,10 +612,11 @@ static void *cr_thread(void *arg)
             usleep(1000);
             continue;
         }
-        memcpy(out, &it, sizeof it);
-        if (send_all(fd, out, (size_t)opt_s) < 0 || recv_all(fd, in, (size_t)opt_s) < 0) {
+        ssize_t eof = -1;
+        if (send_all(fd, out, (size_t)opt_s) < 0 || recv_all(fd, in, (size_t)opt_s) < 0 ||
+            (eof = recv(fd, in + opt_s, 1, 0)) != 0) {
             w->f_io++;
-            if (!w->first_err) w->first_err = errno;
+            if (!w->first_err) w->first_err = eof > 0 ? EPROTO : errno;
             close(fd);
             usleep(1000);
             continue;

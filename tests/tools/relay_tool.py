@@ -36,6 +36,8 @@ Clients (exit 0 when they could run; the verdict is what they print):
   reset PORT             send "hello\\n", wait 0.5 s, close with RST
   expect-close PORT [DATA]  connect, send DATA, wait until closed
                          -> "closed=eof|reset elapsed=SECONDS recv=N"
+  echo PORT DATA         send DATA, shutdown(SHUT_WR), expect DATA back
+                         -> "ok" or "bad"
   parallel PORT N        N connections at once through an echo peer, each
                          with its own payload -> "ok=K bad=B"
   many PORT N            N short echo exchanges, one after the other
@@ -315,19 +317,20 @@ def c_reset(port):
 
 def c_expect_close(port, data=""):
     t0 = time.monotonic()
-    s = connect(port)
-    s.settimeout(30)
-    if data:
-        s.sendall(data.encode())
     total = 0
     how = "eof"
     try:
+        # the reset may come before connect(2) returns
+        s = connect(port)
+        s.settimeout(30)
+        if data:
+            s.sendall(data.encode())
         while True:
             d = s.recv(CHUNK)
             if not d:
                 break
             total += len(d)
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
         how = "reset"
     except socket.timeout:
         how = "timeout"
@@ -349,6 +352,10 @@ def echo_once(port, payload):
         return bytes(got) == payload
     finally:
         s.close()
+
+
+def c_echo(port, data):
+    out("ok" if echo_once(port, data.encode()) else "bad")
 
 
 def c_parallel(port, n):
@@ -457,10 +464,16 @@ def c_refused(port, n):
 def c_hold(port, n, k=0):
     n, k = int(n), int(k)
     socks = []
+    gone = 0
     for i in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(10)
-        s.connect((HOST, int(port)))
+        try:
+            s.connect((HOST, int(port)))
+        except (ConnectionResetError, BrokenPipeError):
+            gone += 1  # closed by the peer before connect(2) returned
+            s.close()
+            continue
         socks.append(s)
         if i < k:
             s.sendall(b"held %d\n" % i)
@@ -477,7 +490,7 @@ def c_hold(port, n, k=0):
     out("held %d" % n)
     for s in socks:
         s.settimeout(None)
-    closed = 0
+    closed = gone
     for s in socks:
         try:
             while s.recv(CHUNK):
@@ -503,6 +516,7 @@ def main():
         "expect-reset": lambda: c_expect_reset(*argv),
         "reset": lambda: c_reset(*argv),
         "expect-close": lambda: c_expect_close(*argv),
+        "echo": lambda: c_echo(*argv),
         "parallel": lambda: c_parallel(*argv),
         "many": lambda: c_many(*argv),
         "sendclose": lambda: c_sendclose(*argv),

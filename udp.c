@@ -1,0 +1,294 @@
+/*
+ * udp.c - UDP routes: one session per client address, each with its own
+ * connected upstream socket; a datagram is one chunk for every filter.
+ *
+ * Datagrams are read in batches (recvmmsg) into fixed slots large enough for
+ * the largest UDP payload; one that the kernel still flags as truncated is
+ * dropped, never forwarded as if whole.  A session is a struct conn whose
+ * client side has no socket of its own: replies leave through the route's
+ * socket, from the address the client sent to.  Sessions expire after
+ * --udp-timeout seconds without a datagram either way; --max-conns caps how
+ * many exist, and a datagram that would need one more is dropped.
+ *
+ * The table is keyed by the client address; TPROXY mode will add the
+ * original destination to the key.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tproxy.h"
+
+#define UDP_BATCH	16
+#define UDP_SLOT	65536		/* > the largest UDP payload (65527) */
+#define UDP_BATCHES	4		/* batches per wake-up, for fairness */
+#define UDP_BUFSZ	(4 * 1024 * 1024)
+#define HASH_SIZE	4096		/* buckets; chains grow past that */
+
+long	opt_udp_timeout = 60;
+
+static uint8_t		 slots[UDP_BATCH][UDP_SLOT];
+static struct iovec	 iov[UDP_BATCH];
+static struct mmsghdr	 msgs[UDP_BATCH];
+static struct sockaddr_storage names[UDP_BATCH];
+static struct conn	*table[HASH_SIZE];
+
+static uint32_t
+name_hash(const struct sockname *sn)
+{
+	const uint8_t *p = (const uint8_t *)&sn->ss;
+	uint32_t h = 2166136261u;
+	socklen_t i;
+
+	for (i = 0; i < sn->len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h % HASH_SIZE;
+}
+
+static int
+name_eq(const struct sockname *a, const struct sockname *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static struct conn *
+session_find(const struct route *r, const struct sockname *peer)
+{
+	struct conn *c;
+
+	for (c = table[name_hash(peer)]; c; c = c->hnext)
+		if (c->route == r && name_eq(&CLIENT(c)->peer, peer))
+			return c;
+	return NULL;
+}
+
+void
+udp_forget(struct conn *c)
+{
+	struct conn **pp = &table[name_hash(&CLIENT(c)->peer)];
+
+	for (; *pp; pp = &(*pp)->hnext)
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+}
+
+/* Reports a dropped datagram, at most once a second per process. */
+static void
+drop_note(const struct route *r, const struct sockname *peer,
+    const char *why)
+{
+	static uint64_t last;
+	char a[ADDRSTR];
+
+	if (now_ms() - last < 1000 && last != 0)
+		return;
+	last = now_ms();
+	sockname_str(peer, a, sizeof(a));
+	diag_err("tproxy: route %d: datagram from %s dropped: %s", r->id, a,
+	    why);
+}
+
+static void
+batch_prepare(void)
+{
+	int i;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		iov[i].iov_base = slots[i];
+		iov[i].iov_len = UDP_SLOT;
+		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &names[i];
+		msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+	}
+}
+
+void
+udp_buffers(int fd)
+{
+	int sz = UDP_BUFSZ;
+
+	/* FORCE passes net.core.rmem_max when we may; else the capped size */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) == -1)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) == -1)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+}
+
+/* The route's socket: new clients make sessions, datagrams go on. */
+void
+udp_listen_ready(struct route *r)
+{
+	struct sockname peer;
+	struct conn *c;
+	int b, i, n;
+
+	for (b = 0; b < UDP_BATCHES; b++) {
+		batch_prepare();
+		n = recvmmsg(r->lfd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (i = 0; i < n; i++) {
+			memcpy(&peer.ss, &names[i], sizeof(names[i]));
+			peer.len = msgs[i].msg_hdr.msg_namelen;
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				drop_note(r, &peer, "truncated");
+				continue;
+			}
+			c = session_find(r, &peer);
+			if (c == NULL) {
+				if (!conn_room()) {
+					drop_note(r, &peer, "--max-conns "
+					    "sessions exist");
+					continue;
+				}
+				if ((c = conn_create(r, -1, &peer)) == NULL) {
+					drop_note(r, &peer, "out of memory");
+					continue;
+				}
+				c->hnext = table[name_hash(&peer)];
+				table[name_hash(&peer)] = c;
+				conn_start(c);
+				if (c->state == CS_CLOSED)
+					continue;
+			}
+			conn_account(c, C2S, msgs[i].msg_len);
+			chain_run(c, C2S, slots[i], msgs[i].msg_len);
+			conn_after_chunk(c, C2S);
+		}
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+static void
+session_error(struct conn *c, int err)
+{
+	char why[ERRLEN], a[ADDRSTR];
+
+	sockname_str(&SERVER(c)->peer, a, sizeof(a));
+	if (err == ECONNREFUSED)
+		snprintf(why, sizeof(why), "upstream %s refused a datagram "
+		    "(ICMP port unreachable)", a);
+	else
+		snprintf(why, sizeof(why), "upstream %s: %s", a,
+		    strerror(err));
+	ev_error(c, why);	/* the session stays: the next may pass */
+}
+
+/* A session's upstream socket: replies go back to the client. */
+static void
+session_ready(void *arg, int revents)
+{
+	struct side *s = arg;
+	struct conn *c = s->conn;
+	int b, i, n;
+
+	(void)revents;
+	for (b = 0; b < UDP_BATCHES && c->state == CS_OPEN; b++) {
+		batch_prepare();
+		n = recvmmsg(s->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				session_error(c, errno);
+			return;
+		}
+		for (i = 0; i < n && c->state == CS_OPEN; i++) {
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+				continue;
+			conn_account(c, S2C, msgs[i].msg_len);
+			chain_run(c, S2C, slots[i], msgs[i].msg_len);
+		}
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+/*
+ * Opens the session's upstream socket, connected to t, and sends what the
+ * chain produced before it existed.  Returns 0, or -1 with a message.
+ */
+int
+udp_connect(struct conn *c, const struct addr *t, char *err, size_t errlen)
+{
+	struct side *sv = SERVER(c);
+	struct sockname bn;
+	char a[ADDRSTR];
+	int fd;
+
+	if (t == &c->route->target && c->route->tresolved)
+		sv->peer = c->route->tname;
+	else if (net_resolve(t->host, t->port, 0, &sv->peer, err, errlen) == -1)
+		return -1;
+	fd = socket(sv->peer.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	udp_buffers(fd);
+	if (t->has_bind) {
+		if (net_resolve(t->bind_host, t->bind_port, 1, &bn, err,
+		    errlen) == -1) {
+			close(fd);
+			return -1;
+		}
+		if (bind(fd, (struct sockaddr *)&bn.ss, bn.len) == -1)
+			goto fail;
+	}
+	if (connect(fd, (struct sockaddr *)&sv->peer.ss, sv->peer.len) == -1)
+		goto fail;
+	if (loop_add(fd, POLLIN, session_ready, sv, &sv->slot) == -1) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	sv->fd = fd;
+	sv->local.len = sizeof(sv->local.ss);
+	if (getsockname(fd, (struct sockaddr *)&sv->local.ss,
+	    &sv->local.len) == -1)
+		sv->local.len = 0;
+	c->state = CS_OPEN;
+	ev_connect(c);
+	if (buf_pending(&sv->out) > 0) {	/* the first datagram */
+		udp_send(c, sv, sv->out.data + sv->out.off,
+		    buf_pending(&sv->out));
+		buf_free(&sv->out);
+	}
+	return 0;
+fail:
+	sockname_str(&sv->peer, a, sizeof(a));
+	snprintf(err, errlen, "udp socket to %s: %s", a, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/* Sends one datagram to side s; a full socket buffer drops it (UDP). */
+void
+udp_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
+{
+	ssize_t w;
+
+	if (!s->is_server) {
+		w = sendto(c->route->lfd, p, n, 0,
+		    (const struct sockaddr *)&s->peer.ss, s->peer.len);
+	} else if (s->fd < 0) {		/* before the upstream socket exists */
+		if (buf_pending(&s->out) == 0 && buf_append(&s->out, p, n) == -1)
+			drop_note(c->route, &CLIENT(c)->peer, "out of memory");
+		return;
+	} else
+		w = send(s->fd, p, n, 0);
+	if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		if (s->is_server)
+			session_error(c, errno);
+		else
+			drop_note(c->route, &s->peer, strerror(errno));
+	}
+}
