@@ -338,8 +338,8 @@ static int sink_in(struct sconn *c)
         if (c->role == 'c') {
             /* a short message into an empty send buffer: it goes in one send */
             ssize_t w = send(c->fd, sbuf, (size_t)r, MSG_NOSIGNAL);
+            if (w > 0) st_bytes_out += w;
             if (w != r || memchr(sbuf, '\n', (size_t)r)) { s_close(c); return -1; }
-            st_bytes_out += w;
         }
         if ((size_t)r < sizeof sbuf) return 0;
     }
