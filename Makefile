@@ -24,7 +24,7 @@ TP_CFLAGS   = -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS)
 
 SRC  = tproxy.c loop.c addr.c parse.c net.c conn.c chain.c out.c event.c \
        taps/log.c taps/hexdump.c taps/replace.c taps/drop.c taps/answer.c \
-       udp.c taps/redirect.c
+       udp.c transparent.c taps/redirect.c
 HDR  = tproxy.h
 OBJ  = $(SRC:%.c=build/%.o)
 AOBJ = $(SRC:%.c=build/asan/%.o)

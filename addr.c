@@ -3,10 +3,12 @@
  *
  * Grammar (TYPE is case-insensitive):
  *   tcp-listen:[HOST:]PORT | tcp-l:[HOST:]PORT | udp-listen:[HOST:]PORT |
- *   udp-l:[HOST:]PORT | unix-listen:PATH | unix-l:PATH  (listen side)
- *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo    (target side)
+ *   udp-l:[HOST:]PORT | unix-listen:PATH | unix-l:PATH |
+ *   tcp-tproxy:[HOST:]PORT | udp-tproxy:[HOST:]PORT     (listen side)
+ *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo | orig  (target side)
  *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
- *   OPTION = reuseaddr[=0|1] | backlog=N | ipv6only=0|1 | bind=HOST[:PORT]
+ *   OPTION = reuseaddr[=0|1] | backlog=N | ipv6only=0|1 | bind=HOST[:PORT] |
+ *            spoof | port-map=FROM:TO[;FROM:TO]...
  * This is untrusted input (it may come from scripts); every field is bounded
  * before it is copied, and tests/fuzz/fuzz_addr.c runs it under libFuzzer.
  */
@@ -21,9 +23,10 @@
 
 #include "tproxy.h"
 
-#define LISTEN_HELP	"tcp-listen:[HOST:]PORT, udp-listen:[HOST:]PORT or " \
+#define LISTEN_HELP	"tcp-listen:[HOST:]PORT, udp-listen:[HOST:]PORT, " \
+			"tcp-tproxy:[HOST:]PORT, udp-tproxy:[HOST:]PORT or " \
 			"unix-listen:PATH"
-#define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH or echo"
+#define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, orig or echo"
 
 struct type_name {
 	const char	*name;
@@ -35,6 +38,9 @@ static const struct type_name types[] = {
 	{ "tcp-l", A_TCP_LISTEN },
 	{ "unix-listen", A_UNIX_LISTEN },
 	{ "unix-l", A_UNIX_LISTEN },
+	{ "tcp-tproxy", A_TCP_TPROXY },
+	{ "udp-tproxy", A_UDP_TPROXY },
+	{ "orig", A_ORIG },
 	{ "udp-listen", A_UDP_LISTEN },
 	{ "udp-l", A_UDP_LISTEN },
 	{ "tcp", A_TCP },
@@ -46,23 +52,30 @@ static const struct type_name types[] = {
 
 /* Address types and options of the contract that later work will bring. */
 static const char *const later_types[] = {
-	"tcp-tproxy", "udp-tproxy", "orig", NULL,
+	NULL,
 };
 static const char *const later_opts[] = {
-	"tls", "cert", "key", "verify", "passthrough", "keylog", "spoof",
-	"proxy-protocol", "proxy-from", "port-map", NULL,
+	"tls", "cert", "key", "verify", "passthrough", "keylog",
+	"proxy-protocol", "proxy-from", NULL,
 };
 
 int
 addr_is_listen(enum addr_type t)
 {
-	return t == A_TCP_LISTEN || t == A_UNIX_LISTEN || t == A_UDP_LISTEN;
+	return t == A_TCP_LISTEN || t == A_UNIX_LISTEN || t == A_UDP_LISTEN ||
+	    t == A_TCP_TPROXY || t == A_UDP_TPROXY;
 }
 
 int
 addr_is_udp(enum addr_type t)
 {
-	return t == A_UDP_LISTEN || t == A_UDP;
+	return t == A_UDP_LISTEN || t == A_UDP || t == A_UDP_TPROXY;
+}
+
+int
+addr_is_tproxy(enum addr_type t)
+{
+	return t == A_TCP_TPROXY || t == A_UDP_TPROXY;
 }
 
 const char *
@@ -70,11 +83,15 @@ addr_type_name(enum addr_type t)
 {
 	switch (t) {
 	case A_TCP_LISTEN:
+	case A_TCP_TPROXY:
 	case A_TCP:
 		return "tcp";
 	case A_UDP_LISTEN:
+	case A_UDP_TPROXY:
 	case A_UDP:
 		return "udp";
+	case A_ORIG:
+		return "orig";
 	case A_UNIX_LISTEN:
 	case A_UNIX:
 		return "unix";
@@ -193,6 +210,37 @@ bool_parse(const char *v, int *out)
 	return 0;
 }
 
+/* port-map=FROM:TO[;FROM:TO]...; returns 0 or -1. */
+static int
+portmap_parse(struct addr *a, const char *v)
+{
+	char pair[32];
+	long long from, to;
+
+	while (*v) {
+		size_t n = strcspn(v, ";");
+		char *colon;
+
+		if (n == 0 || n >= sizeof(pair) || a->nportmap == MAX_PORTMAP)
+			return -1;
+		memcpy(pair, v, n);
+		pair[n] = '\0';
+		if ((colon = strchr(pair, ':')) == NULL)
+			return -1;
+		*colon = '\0';
+		if (num_parse(pair, 1, 65535, &from) == -1 ||
+		    num_parse(colon + 1, 1, 65535, &to) == -1)
+			return -1;
+		a->portmap[a->nportmap][0] = (uint16_t)from;
+		a->portmap[a->nportmap][1] = (uint16_t)to;
+		a->nportmap++;
+		v += n;
+		if (*v == ';' && *++v == '\0')
+			return -1;
+	}
+	return a->nportmap > 0 ? 0 : -1;
+}
+
 /* One OPTION[=VALUE]; returns 0 or -1 with a message. */
 static int
 opt_parse(struct addr *a, int listen_side, char *opt, char *err,
@@ -230,13 +278,26 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 		    sizeof(a->bind_host), &a->bind_port, err, errlen) == -1)
 			return -1;
 		a->has_bind = 1;
+	} else if (strcasecmp(opt, "spoof") == 0 && (a->type == A_ORIG ||
+	    a->type == A_TCP || a->type == A_UDP)) {
+		if (val != NULL && bool_parse(val, &a->spoof) == -1)
+			goto badval;
+		if (val == NULL)
+			a->spoof = 1;
+	} else if (strcasecmp(opt, "port-map") == 0 && a->type == A_ORIG) {
+		if (val == NULL || portmap_parse(a, val) == -1) {
+			snprintf(err, errlen, "bad value for option 'port-map' "
+			    "(expected FROM:TO[;FROM:TO]..., ports 1..65535, "
+			    "at most %d pairs)", MAX_PORTMAP);
+			return -1;
+		}
 	} else if (in_list(opt, later_opts)) {
 		snprintf(err, errlen, "option '%s' is not supported yet", opt);
 		return -1;
 	} else {
 		snprintf(err, errlen, "unknown option '%s' for a %s address "
 		    "(expected reuseaddr, backlog=N, ipv6only=0|1, "
-		    "bind=HOST[:PORT])", opt,
+		    "bind=HOST[:PORT], spoof, port-map=FROM:TO)", opt,
 		    listen_side ? "listen" : "target");
 		return -1;
 	}
@@ -313,10 +374,10 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 	case A_TCP:
 	case A_UDP_LISTEN:
 	case A_UDP:
+	case A_TCP_TPROXY:
+	case A_UDP_TPROXY:
 		if (params == NULL || *params == '\0') {
-			snprintf(err, errlen, "expected %s:%s",
-			    addr_is_listen(a->type) ? (a->type == A_UDP_LISTEN ?
-			    "udp-listen" : "tcp-listen") : addr_type_name(a->type),
+			snprintf(err, errlen, "expected %s:%s", buf,
 			    addr_is_listen(a->type) ? "[HOST:]PORT" :
 			    "HOST:PORT");
 			return -1;
@@ -325,6 +386,9 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 		    addr_is_listen(a->type) ? 0 : 1, a->host, sizeof(a->host),
 		    &a->port, err, errlen) == -1)
 			return -1;
+		/* a TPROXY rule delivers to the wildcard address */
+		if (addr_is_tproxy(a->type) && strchr(params, ':') == NULL)
+			strcpy(a->host, "0.0.0.0");
 		break;
 	case A_UNIX_LISTEN:
 	case A_UNIX:
@@ -340,8 +404,9 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 		strcpy(a->path, params);
 		break;
 	case A_ECHO:
+	case A_ORIG:
 		if (params != NULL) {
-			snprintf(err, errlen, "echo takes no parameters");
+			snprintf(err, errlen, "%s takes no parameters", buf);
 			return -1;
 		}
 		break;
@@ -372,7 +437,7 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 			return -1;
 		opts = next;
 	}
-	if (a->has_bind && (a->type == A_TCP_LISTEN || a->type == A_UDP_LISTEN)) {
+	if (a->has_bind && addr_is_listen(a->type)) {
 		/* socat: bind= on a listener names the listen address */
 		memcpy(a->host, a->bind_host, sizeof(a->host));
 		if (a->bind_port)
@@ -401,6 +466,9 @@ addr_target_str(const struct addr *a, char *buf, size_t len)
 		break;
 	case A_ECHO:
 		snprintf(buf, len, "echo");
+		break;
+	case A_ORIG:
+		snprintf(buf, len, "orig%s", a->spoof ? " (spoof)" : "");
 		break;
 	default:
 		snprintf(buf, len, "?");

@@ -666,7 +666,9 @@ static void
 conn_connect(struct conn *c)
 {
 	const struct addr *t = c->redirect ? c->redirect : &c->route->target;
+	const struct sockname *pre = NULL;
 	struct side *sv = SERVER(c);
+	struct sockname to;
 	char err[ERRLEN];
 	int fd;
 
@@ -683,8 +685,16 @@ conn_connect(struct conn *c)
 			conn_fail(c, err);
 		return;
 	}
-	fd = net_connect(t, t == &c->route->target && c->route->tresolved ?
-	    &c->route->tname : NULL, &sv->peer, err, sizeof(err));
+	if (t->type == A_ORIG) {
+		if (orig_target(c, t, &to, err, sizeof(err)) == -1) {
+			conn_fail(c, err);
+			return;
+		}
+		pre = &to;
+	} else if (t == &c->route->target && c->route->tresolved)
+		pre = &c->route->tname;
+	fd = net_connect(t, pre, t->spoof ? &CLIENT(c)->peer : NULL,
+	    &sv->peer, err, sizeof(err));
 	if (fd == -1) {
 		conn_fail(c, err);
 		return;
@@ -783,6 +793,15 @@ conn_create(struct route *r, int fd, const struct sockname *peer)
 void
 conn_start(struct conn *c)
 {
+	char err[ERRLEN];
+
+	if (c->route->target.type == A_ORIG &&
+	    c->route->listen.type == A_TCP_LISTEN &&
+	    orig_lookup(c, CLIENT(c)->fd, err, sizeof(err)) == -1) {
+		ev_accept(c);
+		conn_fail(c, err);
+		return;
+	}
 	if (chain_open(c) == -1) {
 		conn_fail(c, "out of memory");
 		return;

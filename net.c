@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -62,6 +64,70 @@ unix_name(const char *path, struct sockname *sn)
 }
 
 /*
+ * Sets IP_TRANSPARENT (IPV6_TRANSPARENT) on fd, so it may accept traffic for
+ * and send from addresses that are not this host's.  Returns 0, or -1 with
+ * a message that names the missing capability.
+ */
+int
+net_transparent(int fd, int family, char *err, size_t errlen)
+{
+	int one = 1;
+
+	if (setsockopt(fd, family == AF_INET6 ? SOL_IPV6 : SOL_IP,
+	    family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one,
+	    sizeof(one)) == 0)
+		return 0;
+	if (errno == EPERM)
+		snprintf(err, errlen, "IP_TRANSPARENT: %s: needs CAP_NET_ADMIN "
+		    "(run as root, or: setcap cap_net_admin+ep tproxy)",
+		    strerror(errno));
+	else
+		snprintf(err, errlen, "IP_TRANSPARENT: %s", strerror(errno));
+	return -1;
+}
+
+/*
+ * The original destination of a connection redirected by NAT (nft
+ * redirect/dnat): SO_ORIGINAL_DST, IP6T_SO_ORIGINAL_DST for IPv6.
+ * Returns 0, or -1 with errno set (ENOENT: no NAT entry).
+ */
+int
+net_original_dst(int fd, int family, struct sockname *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->len = family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	if (getsockopt(fd, family == AF_INET6 ? SOL_IPV6 : SOL_IP,
+	    family == AF_INET6 ? IP6T_SO_ORIGINAL_DST : SO_ORIGINAL_DST,
+	    &out->ss, &out->len) == -1)
+		return -1;
+	return 0;
+}
+
+/* Returns 1 if addr (port ignored) is one of this host's addresses. */
+int
+net_is_local(const struct sockname *sn)
+{
+	struct sockname b = *sn;
+	struct sockaddr_in *s4 = (void *)&b.ss;
+	struct sockaddr_in6 *s6 = (void *)&b.ss;
+	int fd, local;
+
+	if (sn->ss.ss_family == AF_INET)
+		s4->sin_port = 0;
+	else if (sn->ss.ss_family == AF_INET6)
+		s6->sin6_port = 0;
+	else
+		return 0;
+	/* without IP_TRANSPARENT only a local address can be bound */
+	if ((fd = socket(sn->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	local = bind(fd, (struct sockaddr *)&b.ss, b.len) == 0;
+	close(fd);
+	return local;
+}
+
+/*
  * Creates, binds and listens the route's socket; fills r->lfd and r->lname.
  * Returns 0, or -1 with a message in err.  A stale Unix socket file is
  * removed first, as nothing can be listening on it if bind would fail.
@@ -97,6 +163,16 @@ net_listen(struct route *r, char *err, size_t errlen)
 		if (a->reuseaddr != 0 && setsockopt(fd, SOL_SOCKET,
 		    SO_REUSEADDR, &one, sizeof(one)) == -1)
 			goto fail;
+		if (addr_is_tproxy(a->type) && net_transparent(fd,
+		    sn.ss.ss_family, err, errlen) == -1) {
+			close(fd);
+			return -1;
+		}
+		if (a->type == A_UDP_TPROXY && setsockopt(fd,
+		    sn.ss.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP,
+		    sn.ss.ss_family == AF_INET6 ? IPV6_RECVORIGDSTADDR :
+		    IP_RECVORIGDSTADDR, &one, sizeof(one)) == -1)
+			goto fail;
 		if (sn.ss.ss_family == AF_INET6 && a->ipv6only >= 0 &&
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &a->ipv6only,
 		    sizeof(a->ipv6only)) == -1)
@@ -130,7 +206,8 @@ fail:
  */
 int
 net_connect(const struct addr *a, const struct sockname *pre,
-    struct sockname *to, char *err, size_t errlen)
+    const struct sockname *spoof, struct sockname *to, char *err,
+    size_t errlen)
 {
 	char hs[ADDRSTR];
 	int fd, one = 1;
@@ -151,7 +228,24 @@ net_connect(const struct addr *a, const struct sockname *pre,
 	if (to->ss.ss_family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
-	if (a->has_bind) {
+	if (spoof != NULL) {
+		/* the upstream sees the client's own address and port */
+		if (spoof->ss.ss_family != to->ss.ss_family) {
+			snprintf(err, errlen, "spoof: client and upstream are "
+			    "of different address families");
+			close(fd);
+			return -1;
+		}
+		if (net_transparent(fd, to->ss.ss_family, err, errlen) == -1) {
+			close(fd);
+			return -1;
+		}
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&spoof->ss,
+		    spoof->len) == -1)
+			goto fail;
+	} else if (a->has_bind) {
 		struct sockname bn;
 
 		if (net_resolve(a->bind_host, a->bind_port, 1, &bn, err,

@@ -11,7 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -28,6 +27,7 @@ size_t		 nroutes;
 
 static volatile sig_atomic_t	 quit_sig;
 static const char		*opt_user;
+static int			 opt_print_rules;
 
 static const char usage_text[] =
 "usage: tproxy [OPTION]... LISTEN TARGET [FILTER]... [+ LISTEN TARGET [FILTER]...]...\n"
@@ -44,13 +44,16 @@ static const char usage_text[] =
 "      --idle-timeout=SECS  close a connection idle for SECS seconds\n"
 "      --max-conns=N        at most N connections or UDP sessions at once\n"
 "      --udp-timeout=SECS   end a UDP session idle for SECS seconds (default 60)\n"
-"      --user=NAME          drop privileges to NAME after binding\n"
+"      --user=NAME          drop privileges to NAME after binding, keeping\n"
+"                           only CAP_NET_ADMIN if spoof or udp-tproxy need it\n"
+"      --print-rules        print the nft and ip rules the routes need, exit\n"
 "\n"
 "LISTEN:  tcp-listen:[HOST:]PORT (tcp-l)   udp-listen:[HOST:]PORT (udp-l)\n"
-"         unix-listen:PATH\n"
-"TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   echo\n"
+"         tcp-tproxy:[HOST:]PORT   udp-tproxy:[HOST:]PORT   unix-listen:PATH\n"
+"TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   orig   echo\n"
 "Address options (after commas): reuseaddr, backlog=N, ipv6only=0|1,\n"
-"         bind=HOST[:PORT].  HOST defaults to 127.0.0.1; IPv6 as [::1].\n"
+"         bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO].  HOST defaults\n"
+"         to 127.0.0.1 (0.0.0.0 for *-tproxy); IPv6 as [::1].\n"
 "\n"
 "FILTER:  log   hexdump   s/REGEX/REPLACEMENT/[gi]   drop[:REGEX]\n"
 "         answer:TEXT|@FILE[,match=REGEX]   redirect:HOST:PORT[,match=REGEX]\n"
@@ -144,8 +147,12 @@ route_parse(struct route *r, int id, char **argv, int n)
 		    argv[0]);
 	if (addr_parse(argv[1], 0, &r->target, err, sizeof(err)) == -1)
 		usage_error("%s: %s", argv[1], err);
-	if (r->target.type != A_ECHO && addr_is_udp(r->listen.type) !=
-	    addr_is_udp(r->target.type))
+	if (r->target.type == A_ORIG && r->listen.type != A_TCP_TPROXY &&
+	    r->listen.type != A_UDP_TPROXY && r->listen.type != A_TCP_LISTEN)
+		usage_error("%s: orig needs a tcp-tproxy, udp-tproxy or "
+		    "tcp-listen (behind an nft redirect) listener", argv[1]);
+	if (r->target.type != A_ECHO && r->target.type != A_ORIG &&
+	    addr_is_udp(r->listen.type) != addr_is_udp(r->target.type))
 		usage_error("%s: a %s listener needs a %s target (or echo)",
 		    argv[1], addr_is_udp(r->listen.type) ? "UDP" : "stream",
 		    addr_is_udp(r->listen.type) ? "udp:HOST:PORT" :
@@ -201,7 +208,7 @@ listener_ready(void *arg, int revents)
 	struct route *r = arg;
 
 	(void)revents;
-	if (r->listen.type == A_UDP_LISTEN)
+	if (addr_is_udp(r->listen.type))
 		udp_listen_ready(r);
 	else
 		conn_accept(r);
@@ -265,19 +272,6 @@ user_lookup(void)
 	return pw;
 }
 
-static void
-user_drop(const struct passwd *pw)
-{
-	if (pw == NULL)
-		return;
-	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 ||
-	    setuid(pw->pw_uid) == -1) {
-		diag_err("tproxy: --user=%s: cannot drop privileges: %s",
-		    opt_user, strerror(errno));
-		exit(1);
-	}
-}
-
 static long
 opt_number(const char *name, const char *v, long long lo, long long hi)
 {
@@ -289,7 +283,8 @@ opt_number(const char *name, const char *v, long long lo, long long hi)
 	return (long)n;
 }
 
-enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_UDPT, O_CACERT, O_CAKEY };
+enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_UDPT, O_RULES, O_CACERT,
+    O_CAKEY };
 
 static void
 options_parse(int argc, char **argv)
@@ -304,6 +299,7 @@ options_parse(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "max-conns", required_argument, NULL, O_MAXC },
 		{ "udp-timeout", required_argument, NULL, O_UDPT },
+		{ "print-rules", no_argument, NULL, O_RULES },
 		{ "ca-cert", required_argument, NULL, O_CACERT },
 		{ "ca-key", required_argument, NULL, O_CAKEY },
 		{ NULL, 0, NULL, 0 },
@@ -341,6 +337,9 @@ options_parse(int argc, char **argv)
 			opt_max_conns = opt_number("max-conns", optarg, 0,
 			    1000000);
 			break;
+		case O_RULES:
+			opt_print_rules = 1;
+			break;
 		case O_UDPT:
 			opt_udp_timeout = opt_number("udp-timeout", optarg, 1,
 			    86400 * 365);
@@ -372,11 +371,18 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
 	options_parse(argc, argv);
 	routes_parse(argc - optind, argv + optind);
+	if (opt_print_rules) {
+		print_rules();
+		return 0;
+	}
 	pw = user_lookup();
 	signals_setup(&waitmask);
 	nofile_raise();
 	routes_bind();
-	user_drop(pw);
+	if (pw != NULL)
+		priv_drop(pw);
+	else
+		priv_check();
 	out_flush();
 
 	while (!quit_sig) {

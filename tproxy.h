@@ -42,7 +42,12 @@ enum addr_type {
 	A_UDP,
 	A_UNIX,
 	A_ECHO,
+	A_TCP_TPROXY,			/* listen: IP_TRANSPARENT */
+	A_UDP_TPROXY,
+	A_ORIG,				/* target: the original destination */
 };
+
+#define MAX_PORTMAP	16
 
 /* A parsed address spec: what the user wrote, split into its parts. */
 struct addr {
@@ -54,6 +59,9 @@ struct addr {
 	int		 backlog;	/* 0 unset */
 	int		 ipv6only;	/* -1 unset */
 	int		 has_bind;
+	int		 spoof;		/* connect from the client's address */
+	uint16_t	 portmap[MAX_PORTMAP][2];
+	int		 nportmap;
 	char		 bind_host[256];
 	uint16_t	 bind_port;
 };
@@ -62,6 +70,7 @@ int	 addr_parse(const char *spec, int listen_side, struct addr *a,
 	    char *err, size_t errlen) NONNULL WUNRES;
 int	 addr_is_listen(enum addr_type t);
 int	 addr_is_udp(enum addr_type t);
+int	 addr_is_tproxy(enum addr_type t);
 const char *addr_type_name(enum addr_type t);
 
 /* A socket address with its length, for any family we speak. */
@@ -360,12 +369,25 @@ void	 conn_account(struct conn *c, enum dir d, size_t n) NONNULL;
 void	 conn_after_chunk(struct conn *c, enum dir d) NONNULL;
 void	 conn_side_io(void *arg, int revents);
 
+/* ------------------------------------------------------------ transparent.c */
+
+struct passwd;
+int	 orig_lookup(struct conn *c, int fd, char *err, size_t errlen) NONNULL;
+int	 orig_target(const struct conn *c, const struct addr *t,
+	    struct sockname *to, char *err, size_t errlen) NONNULL;
+void	 priv_check(void);
+void	 priv_drop(const struct passwd *pw) NONNULL;
+void	 print_rules(void);
+
 /* ------------------------------------------------------------ net.c */
 
 int	 net_listen(struct route *r, char *err, size_t errlen) NONNULL WUNRES;
 int	 net_connect(const struct addr *a, const struct sockname *pre,
-	    struct sockname *to, char *err, size_t errlen)
-	    __attribute__((nonnull(1, 3, 4))) WUNRES;
+	    const struct sockname *spoof, struct sockname *to, char *err,
+	    size_t errlen) __attribute__((nonnull(1, 4, 5))) WUNRES;
+int	 net_transparent(int fd, int family, char *err, size_t errlen);
+int	 net_original_dst(int fd, int family, struct sockname *out) NONNULL;
+int	 net_is_local(const struct sockname *sn) NONNULL;
 int	 net_resolve(const char *host, uint16_t port, int passive,
 	    struct sockname *out, char *err, size_t errlen) NONNULL WUNRES;
 void	 addr_target_str(const struct addr *a, char *buf, size_t len) NONNULL;

@@ -37,16 +37,21 @@ static uint8_t		 slots[UDP_BATCH][UDP_SLOT];
 static struct iovec	 iov[UDP_BATCH];
 static struct mmsghdr	 msgs[UDP_BATCH];
 static struct sockaddr_storage names[UDP_BATCH];
+static uint8_t		 cmsgs[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
 static struct conn	*table[HASH_SIZE];
 
+/* FNV-1a over the client address and, in TPROXY mode, the destination. */
 static uint32_t
-name_hash(const struct sockname *sn)
+name_hash(const struct sockname *sn, const struct sockname *dst)
 {
 	const uint8_t *p = (const uint8_t *)&sn->ss;
 	uint32_t h = 2166136261u;
 	socklen_t i;
 
 	for (i = 0; i < sn->len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	p = (const uint8_t *)&dst->ss;
+	for (i = 0; i < dst->len; i++)
 		h = (h ^ p[i]) * 16777619u;
 	return h % HASH_SIZE;
 }
@@ -57,13 +62,16 @@ name_eq(const struct sockname *a, const struct sockname *b)
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/* The session of (client, destination) on route r, or NULL. */
 static struct conn *
-session_find(const struct route *r, const struct sockname *peer)
+session_find(const struct route *r, const struct sockname *peer,
+    const struct sockname *dst)
 {
 	struct conn *c;
 
-	for (c = table[name_hash(peer)]; c; c = c->hnext)
-		if (c->route == r && name_eq(&CLIENT(c)->peer, peer))
+	for (c = table[name_hash(peer, dst)]; c; c = c->hnext)
+		if (c->route == r && name_eq(&CLIENT(c)->peer, peer) &&
+		    name_eq(&c->dst, dst))
 			return c;
 	return NULL;
 }
@@ -71,7 +79,7 @@ session_find(const struct route *r, const struct sockname *peer)
 void
 udp_forget(struct conn *c)
 {
-	struct conn **pp = &table[name_hash(&CLIENT(c)->peer)];
+	struct conn **pp = &table[name_hash(&CLIENT(c)->peer, &c->dst)];
 
 	for (; *pp; pp = &(*pp)->hnext)
 		if (*pp == c) {
@@ -109,7 +117,77 @@ batch_prepare(void)
 		msgs[i].msg_hdr.msg_iovlen = 1;
 		msgs[i].msg_hdr.msg_name = &names[i];
 		msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+		msgs[i].msg_hdr.msg_control = cmsgs[i];
+		msgs[i].msg_hdr.msg_controllen = sizeof(cmsgs[i]);
 	}
+}
+
+/* The original destination of datagram i (IP_RECVORIGDSTADDR). */
+static int
+orig_dst(int i, struct sockname *dst)
+{
+	struct msghdr *m = &msgs[i].msg_hdr;
+	struct cmsghdr *cm;
+
+	for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		if ((cm->cmsg_level == SOL_IP &&
+		    cm->cmsg_type == IP_ORIGDSTADDR) ||
+		    (cm->cmsg_level == SOL_IPV6 &&
+		    cm->cmsg_type == IPV6_ORIGDSTADDR)) {
+			size_t n = cm->cmsg_len - CMSG_LEN(0);
+
+			if (n > sizeof(dst->ss))
+				return -1;
+			memset(dst, 0, sizeof(*dst));
+			memcpy(&dst->ss, CMSG_DATA(cm), n);
+			dst->len = (socklen_t)n;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Runs one datagram from the client through the session's chain. */
+static void
+session_c2s(struct conn *c, const uint8_t *p, size_t n)
+{
+	conn_account(c, C2S, n);
+	chain_run(c, C2S, p, n);
+	conn_after_chunk(c, C2S);
+}
+
+static void session_client_ready(void *arg, int revents);
+
+/*
+ * TPROXY mode: a transparent socket bound to the original destination and
+ * connected to the client, so replies come from the address the client
+ * sent to; the client's next datagrams arrive on it too.  Returns 0 or -1.
+ */
+static int
+session_reply_socket(struct conn *c)
+{
+	struct side *cl = CLIENT(c);
+	char err[ERRLEN], why[ERRLEN + 64];
+	int fd, one = 1;
+
+	fd = socket(c->dst.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1 || net_transparent(fd, c->dst.ss.ss_family, err,
+	    sizeof(err)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, (struct sockaddr *)&c->dst.ss, c->dst.len) == -1 ||
+	    connect(fd, (struct sockaddr *)&cl->peer.ss, cl->peer.len) == -1 ||
+	    loop_add(fd, POLLIN, session_client_ready, cl, &cl->slot) == -1) {
+		if (fd == -1 || errno != EPERM)
+			snprintf(err, sizeof(err), "%s", strerror(errno));
+		snprintf(why, sizeof(why), "reply socket: %s", err);
+		if (fd != -1)
+			close(fd);
+		conn_fail(c, why);
+		return -1;
+	}
+	cl->fd = fd;
+	return 0;
 }
 
 void
@@ -128,9 +206,9 @@ udp_buffers(int fd)
 void
 udp_listen_ready(struct route *r)
 {
-	struct sockname peer;
+	struct sockname peer, dst;
 	struct conn *c;
-	int b, i, n;
+	int b, i, n, tp = r->listen.type == A_UDP_TPROXY;
 
 	for (b = 0; b < UDP_BATCHES; b++) {
 		batch_prepare();
@@ -144,7 +222,12 @@ udp_listen_ready(struct route *r)
 				drop_note(r, &peer, "truncated");
 				continue;
 			}
-			c = session_find(r, &peer);
+			dst = r->lname;
+			if (tp && orig_dst(i, &dst) == -1) {
+				drop_note(r, &peer, "no original destination");
+				continue;
+			}
+			c = session_find(r, &peer, &dst);
 			if (c == NULL) {
 				if (!conn_room()) {
 					drop_note(r, &peer, "--max-conns "
@@ -155,15 +238,16 @@ udp_listen_ready(struct route *r)
 					drop_note(r, &peer, "out of memory");
 					continue;
 				}
-				c->hnext = table[name_hash(&peer)];
-				table[name_hash(&peer)] = c;
+				c->dst = dst;
+				c->hnext = table[name_hash(&peer, &dst)];
+				table[name_hash(&peer, &dst)] = c;
+				if (tp && session_reply_socket(c) == -1)
+					continue;
 				conn_start(c);
 				if (c->state == CS_CLOSED)
 					continue;
 			}
-			conn_account(c, C2S, msgs[i].msg_len);
-			chain_run(c, C2S, slots[i], msgs[i].msg_len);
-			conn_after_chunk(c, C2S);
+			session_c2s(c, slots[i], msgs[i].msg_len);
 		}
 		if (n < UDP_BATCH)
 			return;
@@ -213,6 +297,28 @@ session_ready(void *arg, int revents)
 	}
 }
 
+/* TPROXY mode: the client's later datagrams arrive on the reply socket. */
+static void
+session_client_ready(void *arg, int revents)
+{
+	struct side *s = arg;
+	struct conn *c = s->conn;
+	int b, i, n;
+
+	(void)revents;
+	for (b = 0; b < UDP_BATCHES && c->state != CS_CLOSED; b++) {
+		batch_prepare();
+		n = recvmmsg(s->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (i = 0; i < n && c->state != CS_CLOSED; i++)
+			if (!(msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
+				session_c2s(c, slots[i], msgs[i].msg_len);
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
 /*
  * Opens the session's upstream socket, connected to t, and sends what the
  * chain produced before it existed.  Returns 0, or -1 with a message.
@@ -225,7 +331,10 @@ udp_connect(struct conn *c, const struct addr *t, char *err, size_t errlen)
 	char a[ADDRSTR];
 	int fd;
 
-	if (t == &c->route->target && c->route->tresolved)
+	if (t->type == A_ORIG) {
+		if (orig_target(c, t, &sv->peer, err, errlen) == -1)
+			return -1;
+	} else if (t == &c->route->target && c->route->tresolved)
 		sv->peer = c->route->tname;
 	else if (net_resolve(t->host, t->port, 0, &sv->peer, err, errlen) == -1)
 		return -1;
@@ -234,7 +343,17 @@ udp_connect(struct conn *c, const struct addr *t, char *err, size_t errlen)
 	if (fd == -1)
 		goto fail;
 	udp_buffers(fd);
-	if (t->has_bind) {
+	if (t->spoof) {		/* the upstream sees the client's address */
+		const struct sockname *cp = &CLIENT(c)->peer;
+
+		if (net_transparent(fd, sv->peer.ss.ss_family, err,
+		    errlen) == -1) {
+			close(fd);
+			return -1;
+		}
+		if (bind(fd, (const struct sockaddr *)&cp->ss, cp->len) == -1)
+			goto fail;
+	} else if (t->has_bind) {
 		if (net_resolve(t->bind_host, t->bind_port, 1, &bn, err,
 		    errlen) == -1) {
 			close(fd);
@@ -276,7 +395,9 @@ udp_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 {
 	ssize_t w;
 
-	if (!s->is_server) {
+	if (!s->is_server && s->fd >= 0) {	/* TPROXY reply socket */
+		w = send(s->fd, p, n, 0);
+	} else if (!s->is_server) {
 		w = sendto(c->route->lfd, p, n, 0,
 		    (const struct sockaddr *)&s->peer.ss, s->peer.len);
 	} else if (s->fd < 0) {		/* before the upstream socket exists */

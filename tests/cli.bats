@@ -296,6 +296,22 @@ good_route() {
 	usage_error 'match=(' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 echo 'answer:no,match=('
 }
 
+@test "a trailing + without a route is a usage error" {
+	good_route
+	usage_error 'route 2' tcp-listen:127.0.0.1:"$GP" echo +
+}
+
+@test "redirect on the server side (dir=s2c) is a usage error" {
+	good_route
+	usage_error 'dir=s2c' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 echo 'redirect:127.0.0.1:80,dir=s2c'
+}
+
+@test "a bad escape in answer TEXT is a usage error" {
+	good_route
+	usage_error 'answer:a\xZZ' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 echo 'answer:a\xZZ'
+	usage_error 'answer:a\q' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 echo 'answer:a\q'
+}
+
 @test "a bad argument in the first route stops a good second route from listening" {
 	good_route
 	usage_error 'log:x' tcp-listen:0 echo log:x + tcp-listen:127.0.0.1:"$GP" echo
@@ -328,6 +344,23 @@ good_route() {
 	run -1 --separate-stderr timeout 20 "$TPROXY" tcp-listen:no-such-host.invalid:0 echo
 	contains 'no-such-host.invalid' "$stderr"
 	[ -z "$output" ]
+}
+
+@test "unix-listen on a regular file exits 1 and leaves the file alone" {
+	echo precious >"$T/file"
+	run -1 --separate-stderr timeout 10 "$TPROXY" unix-listen:"$T/file" echo
+	contains "$T/file" "$stderr"
+	[ "$(cat "$T/file")" = precious ]
+}
+
+@test "unix-listen on a socket another server listens on exits 1 and leaves that server alone" {
+	bg python3 "$SERVER" --unix "$T/live.sock" --echo --tag live: "$T/live.port"
+	wait_for "$T/live.port" '^ready$' 10
+	run -1 --separate-stderr timeout 5 "$TPROXY" unix-listen:"$T/live.sock" echo
+	contains "$T/live.sock" "$stderr"
+	# the server still owns its socket
+	run -0 --separate-stderr timeout 10 socat -t 5 - UNIX-CONNECT:"$T/live.sock" <<<"still there"
+	[ "$output" = "live:still there" ]
 }
 
 # --- routes and addresses ---------------------------------------------------
@@ -379,6 +412,23 @@ good_route() {
 	[ "$output" = mixed ]
 }
 
+@test "a listen host name is resolved at start" {
+	start_tproxy tcp-listen:localhost:0 echo
+	matches "^tproxy: listening on tcp (127\.0\.0\.1|\[::1\]):$PORT -> echo\$" "$(cat "$T/tproxy.err")"
+	local host
+	host=$(sed -nE 's/^tproxy: listening on tcp \[?([0-9a-f.:]+[0-9])\]?:[0-9]+ -> echo$/\1/p' "$T/tproxy.err")
+	run -0 python3 "$CLIENT" "$host" "$PORT" 's:local\n' 'u:local\n'
+	[ "$output" = local ]
+}
+
+@test "address options reuseaddr and backlog= are accepted on a listener" {
+	start_tproxy tcp-listen:0,reuseaddr,backlog=5 echo + 'tcp-listen:[::1]:0,ipv6only=1' echo
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:opts\n' 'u:opts\n'
+	[ "$output" = opts ]
+	run -0 python3 "$CLIENT" ::1 "$(sed -n 2p <<<"$PORTS")" 's:v6only\n' 'u:v6only\n'
+	[ "$output" = v6only ]
+}
+
 @test "a listener binds 127.0.0.1 by default, never all interfaces" {
 	start_tproxy tcp-listen:0 echo
 	local local_addr
@@ -398,6 +448,7 @@ good_route() {
 @test "an IPv4 listener relays to an IPv6 target" {
 	start_server up --echo --peer --host ::1
 	start_tproxy tcp-listen:0 "tcp:[::1]:$SPORT"
+	matches "^tproxy: listening on tcp 127\.0\.0\.1:$PORT -> tcp \[::1\]:$SPORT\$" "$(cat "$T/tproxy.err")"
 	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 'u:\n' 's:four\n' 'u:four\n' shut eof
 	matches '^peer=::1:[0-9]+$' "$output"
 	[ "${lines[1]}" = four ]
@@ -476,6 +527,44 @@ good_route() {
 	kill -0 "$TP_PID"
 }
 
+@test "a half-closed client still receives the upstream's reply" {
+	local fp
+	fp=$(free_port)
+	# sort answers only once it has read everything: after the client's FIN
+	bg socat TCP-LISTEN:"$fp",bind=127.0.0.1,reuseaddr,fork SYSTEM:sort
+	wait_listening "$fp"
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$fp"
+	run -0 --separate-stderr timeout 10 nc -N 127.0.0.1 "$PORT" < <(printf 'pear\napple\nfig\n')
+	[ "$output" = "$(printf 'apple\nfig\npear')" ]
+}
+
+@test "a megabyte of random bytes passes both ways unchanged" {
+	start_server up --echo
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT"
+	head -c 1048576 /dev/urandom >"$T/in.bin"
+	timeout 60 nc -N 127.0.0.1 "$PORT" <"$T/in.bin" >"$T/out.bin"
+	cmp "$T/in.bin" "$T/out.bin"
+}
+
+@test "a client that resets its connection does not end tproxy" {
+	start_server up --echo
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT"
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:first\n' 'u:first\n' rst
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:abort' rst
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:after\n' 'u:after\n' shut eof
+	[ "$output" = after ]
+	kill -0 "$TP_PID"
+}
+
+@test "an upstream that goes away mid-connection does not end tproxy" {
+	start_server up --greet 'bye\n' --close
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT"
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 'u:bye\n' eof
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 'u:bye\n' eof
+	[ "$output" = bye ]
+	kill -0 "$TP_PID"
+}
+
 # --- output -----------------------------------------------------------------
 
 @test "-q prints nothing on stderr at start or while relaying" {
@@ -494,6 +583,32 @@ good_route() {
 		return 1
 	}
 	[ ! -s "$T/tproxy.out" ]
+}
+
+@test "-v prints each connection's accept and close on stderr" {
+	start_server up --echo
+	start_tproxy -v tcp-listen:0 tcp:127.0.0.1:"$SPORT"
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:verbose\n' 'u:verbose\n' shut eof
+	wait_for "$T/tproxy.err" '#1 .*close' 10
+	grep -E '^tproxy: #1 .*accept.*127\.0\.0\.1:' "$T/tproxy.err"
+	[ ! -s "$T/tproxy.out" ]
+}
+
+@test "without -v a clean connection prints nothing on stderr" {
+	start_server up --echo
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT"
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:plain\n' 'u:plain\n' shut eof
+	run -0 cat "$T/tproxy.err"
+	[ "${#lines[@]}" -eq 1 ]
+	matches '^tproxy: listening on ' "$output"
+	[ ! -s "$T/tproxy.out" ]
+}
+
+@test "long options also take their value as the next argument" {
+	start_server up --echo
+	start_tproxy --idle-timeout 1 --max-conns 4 tcp-listen:0 tcp:127.0.0.1:"$SPORT"
+	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:hi\n' 'u:hi\n' t:10 eof
+	[ "$output" = hi ]
 }
 
 @test "SIGTERM ends tproxy with status 0 and a summary line on stderr" {

@@ -190,6 +190,24 @@ TS_HEX='[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}'
 		and (.[0].hex | ascii_downcase | gsub("[^0-9a-f]"; "")) == "48690a"' "$T/tproxy.out"
 }
 
+@test "--json with log and hexdump writes nothing but JSON events on stdout" {
+	start_server up --echo
+	start_tproxy --json tcp-listen:0 tcp:127.0.0.1:"$SPORT" log hexdump
+	client 's:json\n' 'u:json\n' shut eof
+	wait_for "$T/tproxy.out" '"event": ?"close"' 10
+	local line n=0
+	while IFS= read -r line; do
+		n=$((n + 1))
+		jq -e 'type == "object" and (.event | type) == "string"' <<<"$line" >/dev/null || {
+			echo "stdout line $n is not a JSON event: $line" >&2
+			return 1
+		}
+	done <"$T/tproxy.out"
+	# listen, accept, connect, 2 x (log + hexdump) data, close
+	[ "$n" -eq 8 ]
+	jq -se '[.[] | select(.event == "data" and .hex != null) | .dir] == ["c2s", "s2c"]' "$T/tproxy.out"
+}
+
 # --- s/// -------------------------------------------------------------------------
 
 @test "s/// replaces a match in the requests the upstream receives" {
@@ -249,6 +267,13 @@ TS_HEX='[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}'
 	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT" 's#a/b#c/d#,dir=c2s'
 	client 's:x a/b y\n' 'u:\n' shut eof
 	same_bytes "$T/up.log" 'x c/d y\n'
+}
+
+@test "s/// replacements may contain commas" {
+	start_server up --echo
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT" 's/;/,/g,dir=c2s' 's/x/a,b,c/'
+	client 's:1;2;x\n' 'u:\n' shut eof
+	same_bytes "$T/up.log" '1,2,a,b,c\n'
 }
 
 @test "s/// replacements understand C escapes \\r \\n \\t \\\\ \\xHH" {
@@ -354,6 +379,15 @@ TS_HEX='[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}'
 	client 's:GET /admin HTTP/1.0\r\n\r\n' 'u:\r\n\r\n' 's:GET /ok\n' 'u:/ok\n' shut eof
 	[ "$output" = "$(printf 'HTTP/1.0 403 Forbidden\r\n\r\nup:GET /ok')" ]
 	same_bytes "$T/up.log" 'GET /ok\n'
+}
+
+@test "answer TEXT may contain commas; match= after it is still a key" {
+	start_server up --echo
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT" \
+		'answer:HTTP/1.0 200 OK\r\nVary: a,b\r\n\r\n,match=^GET'
+	client 's:GET / HTTP/1.0\r\n\r\n' 'u:\r\n\r\n' 's:PUT\n' 'u:PUT\n' shut eof
+	[ "$output" = "$(printf 'HTTP/1.0 200 OK\r\nVary: a,b\r\n\r\nPUT')" ]
+	same_bytes "$T/up.log" 'PUT\n'
 }
 
 @test "answer:@FILE replies with the contents of FILE" {

@@ -75,6 +75,22 @@ cpu_ticks() {
 	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
+# sock_count PID: open sockets of PID (pooled pipes not counted)
+sock_count() {
+	find "/proc/$1/fd" -mindepth 1 -lname 'socket:*' | wc -l
+}
+
+# wait_sock_count PID N SECONDS: 0 once PID has exactly N sockets open
+wait_sock_count() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[ "$(sock_count "$1")" -eq "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "socket count of $1 is $(sock_count "$1"), expected $2" >&2
+	return 1
+}
+
 # wait_fd_count PID N SECONDS: 0 once PID has exactly N descriptors open
 wait_fd_count() {
 	local i
@@ -129,7 +145,7 @@ swap_through() {
 # server reads slowly to EOF, then replies 1 MiB and closes
 half_close() {
 	local c s
-	start_server srv halfclose "$MIB" 2
+	start_server srv halfclose "$MIB" 1 300
 	start_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT" "$@"
 	run -0 tool halfclose "$PORT" $((8 * MIB))
 	c=$output
@@ -285,17 +301,17 @@ back_pressure() {
 }
 
 @test "200 parallel connections all get their own payload back" {
-	local fd0
+	local s0
 	start_server srv echo
 	start_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT"
-	fd0=$(fd_count "$TP_PID")
+	s0=$(sock_count "$TP_PID")
 	run -0 tool parallel "$PORT" 200
 	[ "$output" = "ok=200 bad=0" ]
 	# 200 distinct connections upstream
 	wait_lines "$T/srv.out" '^echo bytes=' 200 10
 	kill -0 "$TP_PID"
 	# pooled splice pipes may stay; connections must not
-	[ "$(fd_count "$TP_PID")" -le $((fd0 + 2 * 256)) ]
+	wait_sock_count "$TP_PID" "$s0" 5
 }
 
 @test "1,000 connections to a refused upstream leave tproxy's fd count where it started" {
@@ -325,6 +341,11 @@ back_pressure() {
 sigpipe_survives() {
 	start_server srv source $((16 * MIB))
 	start_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT" "$@"
+	# closed before the reply comes: tproxy's socket is in CLOSE_WAIT when
+	# the client's RST arrives, and its next write raises SIGPIPE
+	run -0 tool sendclose "$PORT" 40
+	[ "$output" = "done=40" ]
+	# closed with unread bytes, in the middle of the reply
 	run -0 tool abort-read "$PORT" 40
 	[ "$output" = "done=40" ]
 	sleep 0.5
@@ -371,37 +392,60 @@ sigpipe_survives() {
 	wait_fd_count "$TP_PID" "$fd0" 5
 }
 
-@test "out of descriptors (EMFILE), tproxy waits without spinning and serves again once clients leave" {
-	local t0 t1 hz fds
-	start_server srv echo
+# emfile_run LIMIT TARGET: tproxy under a LIMIT-descriptor ulimit (soft and
+# hard), to TARGET; 60 clients held open, the first 5 echo-checked; tproxy
+# must not spin while saturated, and must serve again once they leave.
+# Sets BACKLOG: the clients left waiting in the listen queue while held.
+emfile_run() {
+	local lim=$1 t0 t1 hz fds
+	shift
 	cat >"$T/lowfd" <<-EOF
 		#!/bin/bash
-		ulimit -Sn 40 && ulimit -Hn 40 || exit 99
+		ulimit -Sn $lim && ulimit -Hn $lim || exit 99
 		exec "$TPROXY" "\$@"
 	EOF
 	chmod +x "$T/lowfd"
-	TPROXY=$T/lowfd start_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT"
+	TPROXY=$T/lowfd start_tproxy tcp-listen:0 "$@"
 	run -0 awk '/^Max open files/ { print $4, $5 }' "/proc/$TP_PID/limits"
-	[ "$output" = "40 40" ]
-	# 60 clients, each held open; the first 5 check their echo
+	[ "$output" = "$lim $lim" ]
 	bg python3 "$TOOLS/relay_tool.py" hold "$PORT" 60 5 >"$T/hold.out"
 	HOLD_PID=$BG_PID
 	wait_for "$T/hold.out" '^held 60' 30
 	sleep 0.5
 	fds=$(fd_count "$TP_PID")
-	echo "tproxy has $fds descriptors open"
+	BACKLOG=$(ss -Hltn "sport = :$PORT" | awk '{ print $2 }')
+	echo "limit $lim: tproxy has $fds descriptors open, $BACKLOG clients wait in the backlog"
 	[ "$fds" -ge 30 ]
 	hz=$(getconf CLK_TCK)
 	t0=$(cpu_ticks "$TP_PID")
 	sleep 2
 	t1=$(cpu_ticks "$TP_PID")
-	echo "tproxy used $((t1 - t0)) ticks of $((2 * hz)) in 2 s"
+	echo "limit $lim: tproxy used $((t1 - t0)) ticks of $((2 * hz)) in 2 s"
 	[ $((t1 - t0)) -lt "$hz" ]
 	kill -0 "$TP_PID"
 	# the held clients leave: service resumes
 	kill "$HOLD_PID"
 	run -0 tool many "$PORT" 1
 	[ "$output" = "ok=1 bad=0" ]
+	stop_tproxy
+}
+
+@test "out of descriptors (EMFILE) with the echo target, tproxy waits without spinning and serves again once clients leave" {
+	# one descriptor per client: accept(2) itself runs out
+	emfile_run 40 echo
+	[ "$BACKLOG" -gt 0 ]
+}
+
+@test "out of descriptors (EMFILE) with a TCP upstream, tproxy waits without spinning and serves again once clients leave" {
+	local waited=0
+	start_server srv echo
+	# two descriptors per client: one of the two limits leaves accept(2)
+	# itself without a descriptor, whatever tproxy keeps open besides
+	emfile_run 40 "tcp:127.0.0.1:$SPORT"
+	waited=$((waited + BACKLOG))
+	emfile_run 41 "tcp:127.0.0.1:$SPORT"
+	waited=$((waited + BACKLOG))
+	[ "$waited" -gt 0 ]
 }
 
 # signal_exit SIGNAL: stop tproxy with SIGNAL while 5 connections are open

@@ -13,6 +13,9 @@
 #   UDP_RR_N=10000 UDP_BURST_N=100000
 #   RR_CPU=0             pin client, proxy and server to this CPU for rr and udp-rr
 #                        (RR_CPU= : do not pin)
+#   QUIET_PCT=15         warn when, before a repetition, other processes use more
+#                        than this % of one CPU
+#   QUIET_WAIT=0         ... after waiting up to this many seconds for it to calm down
 #   KEEP=1               keep the scratch directory (build, configs, logs)
 set -eu
 
@@ -33,6 +36,8 @@ UDP_RR_N=${UDP_RR_N:-10000}
 UDP_BURST_N=${UDP_BURST_N:-100000}
 RR_CPU=${RR_CPU-0}
 KEEP=${KEEP:-0}
+QUIET_PCT=${QUIET_PCT:-15}
+QUIET_WAIT=${QUIET_WAIT:-0}
 
 ALL_SCENARIOS="bulk rr connrate conc udp"
 TCP_PROXIES="direct tproxy socat haproxy haproxy-splice"
@@ -41,12 +46,16 @@ UDP_PROXIES="direct tproxy socat"
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
 
+case ${1:-} in -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 scenarios=$*
 [ -n "$scenarios" ] || scenarios=$ALL_SCENARIOS
 for s in $scenarios; do
     case " $ALL_SCENARIOS " in *" $s "*) ;; *) die "unknown scenario '$s' (known: $ALL_SCENARIOS)" ;; esac
 done
-case $REPS in '' | *[!0-9]* | 0) die "REPS must be a positive integer" ;; esac
+for v in REPS BULK_SECS CONNRATE_SECS CONNRATE_THREADS RR_N CONC_C UDP_RR_N UDP_BURST_N QUIET_PCT QUIET_WAIT; do
+    case ${!v} in '' | *[!0-9]*) die "$v must be a whole number" ;; esac
+done
+[ "$REPS" -gt 0 ] || die "REPS must be at least 1"
 
 # ------------------------------------------------------------ processes
 started=()        # PIDs of everything still running that this script started
@@ -90,7 +99,8 @@ cleanup() {
     for p in "${started[@]}"; do kill_tree "$p"; done
     started=()
     if [ -n "$tmp" ] && [ -d "$tmp" ]; then
-        if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then log "run.sh: scratch directory kept: $tmp"
+        if [ "$KEEP" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; }; then
+            log "run.sh: scratch directory kept: $tmp"
         else rm -rf "$tmp"; fi
     fi
     exit "$rc"
@@ -355,15 +365,40 @@ active() { # active LIST -> ACTIVE
 }
 
 # rows for the proxies that are selected but cannot run
-unavailable_rows() { # unavailable_rows LIST NCOLS
+unavailable_rows() { # unavailable_rows LIST NCOLS (columns of the table, proxy included)
     local p i cells
     for p in $1; do
         selected "$p" || continue
         [ -n "${why_not[$p]:-}" ] || continue
         cells=''
-        for ((i = 1; i < $2; i++)); do cells="$cells - |"; done
+        for ((i = 2; i < $2; i++)); do cells="$cells - |"; done
         printf '| %s | %s |%s\n' "$p" "${why_not[$p]}" "$cells"
     done
+}
+
+# quiet_check SC REP: CPU used by anything on the machine during 0.5 s while
+# nothing of ours is busy; other sessions' test runs make a repetition slow
+BUSY=
+cpu_busy() {
+    local c u n s i w q sq st b0 t0 b1 t1
+    read -r c u n s i w q sq st _ </proc/stat
+    b0=$((u + n + s + q + sq)) t0=$((u + n + s + i + w + q + sq + st))
+    sleep 0.5
+    read -r c u n s i w q sq st _ </proc/stat
+    b1=$((u + n + s + q + sq)) t1=$((u + n + s + i + w + q + sq + st))
+    BUSY=$(((b1 - b0) * 100 * ncpu / (t1 - t0 > 0 ? t1 - t0 : 1)))
+}
+quiet_check() {
+    local waited=0
+    cpu_busy
+    while [ "$BUSY" -gt "$QUIET_PCT" ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
+        log "  machine busy ($BUSY% of one CPU), waiting"
+        sleep 1
+        waited=$((waited + 2))   # each round is ~1.5 s
+        cpu_busy
+    done
+    [ "$BUSY" -le "$QUIET_PCT" ] ||
+        note "$1" "before rep $(($2 + 1)) the machine was already busy ($BUSY% of one CPU, not this benchmark): that repetition may be slow for the proxies measured in it"
 }
 
 print_notes() { if [ -n "${NOTE[$1]:-}" ]; then printf '\n%s' "${NOTE[$1]}"; fi; }
@@ -395,6 +430,7 @@ sc_bulk() {
     active "$TCP_PROXIES"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
+        quiet_check bulk "$rep"
         for p in $ORDER; do
             log "bulk: rep $((rep + 1))/$REPS $p"
             start_for bulk "$p" tcp "$SPORT" || continue
@@ -426,7 +462,7 @@ sc_bulk() {
             "$(fmt %.2f "$vd")" "$(fmt %.2f "$(med "bulk|$p|dupc2s")")" "$(fmt %.2f "$(med "bulk|$p|dups2c")")" \
             "$(ratio "$vd" "$dd")" "$(runs "bulk|$p|s1")"
     done
-    unavailable_rows "$TCP_PROXIES" 7
+    unavailable_rows "$TCP_PROXIES" 8
     print_notes bulk
 }
 
@@ -441,6 +477,7 @@ sc_rr() {
     if [ -n "$cpu" ]; then pin=(taskset -c "$cpu"); pin_echo "$cpu"; fi
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
+        quiet_check rr "$rep"
         for p in $ORDER; do
             log "rr: rep $((rep + 1))/$REPS $p"
             start_for rr "$p" tcp "$EPORT" "$cpu" || continue
@@ -475,6 +512,7 @@ sc_connrate() {
     active "$TCP_PROXIES"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
+        quiet_check connrate "$rep"
         for p in $ORDER; do
             log "connrate: rep $((rep + 1))/$REPS $p"
             # the sink server in role 'c' closes first (see load.c: no TIME_WAIT on the connect side)
@@ -570,6 +608,7 @@ sc_conc() {
     [ "$CONC_MAX" -le 0 ] || [ "$CONC_MAX" = "$CONC_C" ] || sizes="$sizes $CONC_MAX"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
+        quiet_check conc "$rep"
         for p in $ORDER; do
             log "conc: rep $((rep + 1))/$REPS $p C=$CONC_C"
             conc_one "$p" "$CONC_C" "$rep"
@@ -627,6 +666,7 @@ sc_udp() {
     [ -z "$cpu" ] || pin=(taskset -c "$cpu")
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
+        quiet_check udp "$rep"
         for p in $ORDER; do
             log "udp: rep $((rep + 1))/$REPS $p"
             # request/response (pinned like rr), then a fresh instance for the burst
@@ -693,7 +733,8 @@ print_idle() {
 # ------------------------------------------------------------ main
 t_start=$SECONDS
 start_servers
-ver_tproxy=${why_not[tproxy]:-$("$TPROXY" -V 2>/dev/null | head -n 1 || true)}
+if [ -n "${why_not[tproxy]:-}" ]; then ver_tproxy="not built"
+else ver_tproxy=$("$TPROXY" -V 2>/dev/null | head -n 1 || true); fi
 printf '# tproxy loopback benchmark, %s\n\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 printf -- '- machine: %s CPUs, kernel %s; ulimit -n %s (hard %s)\n' "$ncpu" "$(uname -r)" "$nofile" "$hard"
 printf -- '- tproxy: %s (%s)\n' "${TPROXY#"$top"/}" "${ver_tproxy:-version unknown}"

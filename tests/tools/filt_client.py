@@ -13,6 +13,7 @@ Steps, run in order:
   shut     shut down the sending side (FIN)
   eof      read until the proxy closes the connection
   quiet:SECS  read for SECS seconds; fail if anything arrives
+  rst      close at once with a reset (SO_LINGER 0); later steps are skipped
   f:PATH   wait until the file PATH exists (the test's go-ahead; no limit)
   F:PATH:TEXT  wait until the file PATH contains TEXT (within the limit)
 
@@ -21,6 +22,7 @@ steps succeeded, 1 otherwise (with the reason on stderr).
 """
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -82,6 +84,12 @@ def main():
                     if not data:
                         break
                     got.extend(data)
+            elif op == 'rst':
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack('ii', 1, 0))
+                s.close()
+                s = None
+                break
             elif op == 'f':
                 while not os.path.exists(arg):
                     time.sleep(0.02)
@@ -124,7 +132,8 @@ def main():
         status = 1
     sys.stdout.buffer.write(bytes(got))
     sys.stdout.flush()
-    s.close()
+    if s is not None:
+        s.close()
     return status
 
 

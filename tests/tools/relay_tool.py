@@ -7,8 +7,9 @@ listen, and print one line per connection on stdout (flushed).
   serve PORTFILE echo               echo to EOF; print "echo bytes=N sha256=H"
   serve PORTFILE swap N             send N random bytes while reading to EOF;
                                     print "recv=N sha256=H sent=N sha256=H"
-  serve PORTFILE halfclose N [MS]   read to EOF (sleeping MS ms between reads),
-                                    then send N bytes and close;
+  serve PORTFILE halfclose N [MS [WAIT]]  wait WAIT ms, read to EOF (sleeping
+                                    MS ms between reads), then send N bytes
+                                    and close (receive window: 32 KiB);
                                     print "recv=N sha256=H sent=N sha256=H"
   serve PORTFILE sendfirst N        send N bytes, shutdown(SHUT_WR), read to
                                     EOF; print "recv=N sha256=H sent=N sha256=H"
@@ -142,6 +143,10 @@ def serve(argv):
     portfile, mode, args = argv[0], argv[1], argv[2:]
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if mode == "halfclose":
+        # a small window, so that tproxy holds bytes when the client's EOF
+        # comes
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
     ls.bind((HOST, 0))
     ls.listen(4096)
     tmp = portfile + ".tmp"
@@ -178,6 +183,8 @@ def serve(argv):
                 say("recv=%d sha256=%s sent=%d sha256=%s" % (r, hr, s, hs))
             elif mode == "halfclose":
                 slow = int(args[1]) if len(args) > 1 else 0
+                if len(args) > 2:
+                    time.sleep(int(args[2]) / 1000.0)
                 hr, hs = hashlib.sha256(), hashlib.sha256()
                 r = recv_all(c, hr, slow)
                 s = send_n(c, int(args[0]), hs)

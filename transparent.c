@@ -1,0 +1,254 @@
+/*
+ * transparent.c - TPROXY mode: the original destination of a connection,
+ * the guard against connecting to ourselves, privileges kept after
+ * --user, and the firewall rules a route needs (--print-rules).
+ *
+ * Where the original destination comes from:
+ *   tcp-tproxy, udp-tproxy  the local address of the accepted socket (or of
+ *                           the datagram, IP_RECVORIGDSTADDR): an nftables
+ *                           or iptables TPROXY rule delivered it unchanged;
+ *   tcp-listen + orig       SO_ORIGINAL_DST (IP6T_SO_ORIGINAL_DST), for
+ *                           connections diverted by NAT (redirect, dnat).
+ */
+#include <sys/capability.h>
+#include <sys/prctl.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tproxy.h"
+
+static void
+set_port(struct sockname *sn, uint16_t port)
+{
+	struct sockaddr_in *s4 = (void *)&sn->ss;
+	struct sockaddr_in6 *s6 = (void *)&sn->ss;
+
+	if (sn->ss.ss_family == AF_INET)
+		s4->sin_port = htons(port);
+	else if (sn->ss.ss_family == AF_INET6)
+		s6->sin6_port = htons(port);
+}
+
+/* Fills c->dst from SO_ORIGINAL_DST; returns 0 or -1 with a reason. */
+int
+orig_lookup(struct conn *c, int fd, char *err, size_t errlen)
+{
+	if (net_original_dst(fd, CLIENT(c)->local.ss.ss_family, &c->dst) == 0)
+		return 0;
+	snprintf(err, errlen, "no original destination (%s): was the "
+	    "connection diverted by an nft redirect or dnat rule?",
+	    strerror(errno));
+	return -1;
+}
+
+/* Returns 1 if sn is the address of one of our own listeners. */
+static int
+is_own_listener(const struct sockname *sn, int udp)
+{
+	size_t i;
+
+	for (i = 0; i < nroutes; i++) {
+		const struct route *r = &routes[i];
+
+		if (addr_is_udp(r->listen.type) != udp ||
+		    r->listen.type == A_UNIX_LISTEN ||
+		    sockname_port(&r->lname) != sockname_port(sn))
+			continue;
+		if (net_is_local(sn))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The upstream address for an orig target: the original destination with
+ * port-map applied.  Returns 0, or -1 with a reason when it would be one
+ * of our own listeners (a loop).
+ */
+int
+orig_target(const struct conn *c, const struct addr *t, struct sockname *to,
+    char *err, size_t errlen)
+{
+	char a[ADDRSTR];
+	int i;
+
+	*to = c->dst;
+	for (i = 0; i < t->nportmap; i++)
+		if (sockname_port(to) == t->portmap[i][0]) {
+			set_port(to, t->portmap[i][1]);
+			break;
+		}
+	if (is_own_listener(to, c->udp)) {
+		sockname_str(to, a, sizeof(a));
+		snprintf(err, errlen, "refused: the original destination %s "
+		    "is tproxy's own listener (connected directly, not "
+		    "diverted?)", a);
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns 1 if a route needs CAP_NET_ADMIN after start-up. */
+static int
+needs_netadmin(void)
+{
+	size_t i;
+
+	for (i = 0; i < nroutes; i++) {
+		const struct route *r = &routes[i];
+
+		if (r->target.spoof || r->listen.type == A_UDP_TPROXY)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+have_netadmin(void)
+{
+	cap_t caps = cap_get_proc();
+	cap_flag_value_t v = CAP_CLEAR;
+
+	if (caps == NULL)
+		return 0;
+	(void)cap_get_flag(caps, CAP_NET_ADMIN, CAP_EFFECTIVE, &v);
+	cap_free(caps);
+	return v == CAP_SET;
+}
+
+/* Exits 1 when a route will need CAP_NET_ADMIN that we do not have. */
+void
+priv_check(void)
+{
+	if (needs_netadmin() && !have_netadmin()) {
+		diag_err("tproxy: spoof and udp-tproxy need CAP_NET_ADMIN "
+		    "(IP_TRANSPARENT) while running: run as root, or: setcap "
+		    "cap_net_admin+ep tproxy");
+		exit(1);
+	}
+}
+
+/*
+ * Switches to the user (after binding) and keeps CAP_NET_ADMIN only when a
+ * route needs it after start-up; no capability otherwise.  Exits 1 on
+ * failure.
+ */
+void
+priv_drop(const struct passwd *pw)
+{
+	cap_value_t netadmin = CAP_NET_ADMIN;
+	int keep = needs_netadmin();
+	cap_t caps;
+
+	if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
+		goto fail;
+	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1)
+		goto fail;
+	if ((caps = cap_init()) == NULL)
+		goto fail;
+	if (keep && (cap_set_flag(caps, CAP_PERMITTED, 1, &netadmin,
+	    CAP_SET) == -1 || cap_set_flag(caps, CAP_EFFECTIVE, 1, &netadmin,
+	    CAP_SET) == -1)) {
+		cap_free(caps);
+		goto fail;
+	}
+	if (cap_set_proc(caps) == -1) {
+		cap_free(caps);
+		goto fail;
+	}
+	cap_free(caps);
+	if (keep)
+		(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	return;
+fail:
+	diag_err("tproxy: --user=%s: cannot drop privileges: %s", pw->pw_name,
+	    strerror(errno));
+	exit(1);
+}
+
+static int
+family_of(const struct route *r)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET6, r->listen.host, a) == 1 ? AF_INET6 :
+	    AF_INET;
+}
+
+/*
+ * Prints the nftables and policy-routing commands the routes need, for a
+ * user to read and run.  Diverted ports are an example (80, 53): change
+ * them to the ones to intercept.
+ */
+void
+print_rules(void)
+{
+	size_t i;
+	int tproxy = 0, nat = 0, fam4 = 0, fam6 = 0;
+
+	printf("# nftables and policy routing for these routes "
+	    "(run as root; the diverted ports are examples)\n");
+	for (i = 0; i < nroutes; i++)
+		if (addr_is_tproxy(routes[i].listen.type))
+			tproxy = 1;
+	if (tproxy) {
+		printf("nft add table inet tproxy\n");
+		printf("nft 'add chain inet tproxy prerouting { type filter "
+		    "hook prerouting priority mangle; policy accept; }'\n");
+		printf("nft 'add rule inet tproxy prerouting meta l4proto "
+		    "{ tcp, udp } socket transparent 1 meta mark set 1 "
+		    "accept'\n");
+	}
+	for (i = 0; i < nroutes; i++) {
+		const struct route *r = &routes[i];
+		const char *proto = addr_is_udp(r->listen.type) ? "udp" : "tcp";
+		int v6 = family_of(r) == AF_INET6;
+		int dport = addr_is_udp(r->listen.type) ? 53 : 80;
+
+		if (addr_is_tproxy(r->listen.type)) {
+			printf("# route %d: %s %s -> %s port %u\n", r->id,
+			    r->lspec, proto, v6 ? "ip6" : "ip", r->listen.port);
+			printf("nft 'add rule inet tproxy prerouting meta "
+			    "l4proto %s th dport %d tproxy %s to :%u meta "
+			    "mark set 1 accept'\n", proto, dport, v6 ? "ip6" :
+			    "ip", r->listen.port);
+			if (v6)
+				fam6 = 1;
+			else
+				fam4 = 1;
+		} else if (r->target.type == A_ORIG) {
+			if (!nat)
+				printf("nft add table inet tproxy_nat\nnft 'add "
+				    "chain inet tproxy_nat prerouting { type nat "
+				    "hook prerouting priority dstnat; }'\n");
+			nat = 1;
+			printf("# route %d: %s, original destination from "
+			    "SO_ORIGINAL_DST\n", r->id, r->lspec);
+			printf("nft 'add rule inet tproxy_nat prerouting %s "
+			    "dport %d redirect to :%u'\n", proto, dport,
+			    r->listen.port);
+		}
+	}
+	if (fam4) {
+		printf("ip rule add fwmark 1 lookup 100\n");
+		printf("ip route add local 0.0.0.0/0 dev lo table 100\n");
+		printf("sysctl -w net.ipv4.ip_forward=1 "
+		    "net.ipv4.conf.all.rp_filter=0\n");
+	}
+	if (fam6) {
+		printf("ip -6 rule add fwmark 1 lookup 100\n");
+		printf("ip -6 route add local ::/0 dev lo table 100\n");
+		printf("sysctl -w net.ipv6.conf.all.forwarding=1\n");
+	}
+	if (!tproxy && !nat)
+		printf("# no route needs rules: SERVER mode only\n");
+}
