@@ -210,6 +210,29 @@ bool_parse(const char *v, int *out)
 	return 0;
 }
 
+/* The options an address of type t takes, for messages. */
+static const char *
+opts_help(enum addr_type t)
+{
+	switch (t) {
+	case A_TCP_LISTEN:
+	case A_TCP_TPROXY:
+		return "reuseaddr, backlog=N, ipv6only=0|1, bind=HOST[:PORT]";
+	case A_UDP_LISTEN:
+	case A_UDP_TPROXY:
+		return "reuseaddr, ipv6only=0|1, bind=HOST[:PORT]";
+	case A_UNIX_LISTEN:
+		return "backlog=N";
+	case A_TCP:
+	case A_UDP:
+		return "bind=HOST[:PORT], spoof";
+	case A_ORIG:
+		return "spoof, port-map=FROM:TO[;FROM:TO]";
+	default:
+		return "no options";
+	}
+}
+
 /* port-map=FROM:TO[;FROM:TO]...; returns 0 or -1. */
 static int
 portmap_parse(struct addr *a, const char *v)
@@ -295,10 +318,10 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 		snprintf(err, errlen, "option '%s' is not supported yet", opt);
 		return -1;
 	} else {
-		snprintf(err, errlen, "unknown option '%s' for a %s address "
-		    "(expected reuseaddr, backlog=N, ipv6only=0|1, "
-		    "bind=HOST[:PORT], spoof, port-map=FROM:TO)", opt,
-		    listen_side ? "listen" : "target");
+		snprintf(err, errlen, "unknown option '%s' for a%s %s %s address "
+		    "(expected %s)", opt, a->type == A_ECHO ? "n" : "",
+		    addr_type_name(a->type), listen_side ? "listen" : "target",
+		    opts_help(a->type));
 		return -1;
 	}
 	return 0;

@@ -445,6 +445,11 @@ side_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 void
 conn_deliver(struct conn *c, enum dir d, const uint8_t *p, size_t n)
 {
+	if (c->echo) {		/* what comes back counts as s2c */
+		c->bytes[S2C] += n;
+		c->chunks[S2C]++;
+		stat_bytes[S2C] += n;
+	}
 	side_send(c, dst_side(c, d), p, n);
 }
 

@@ -63,6 +63,20 @@ unix_name(const char *path, struct sockname *sn)
 	return 0;
 }
 
+/* Returns 1 if nothing listens on the Unix socket (a stale file). */
+static int
+unix_stale(const struct sockname *sn)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), stale;
+
+	if (fd == -1)
+		return 0;
+	stale = connect(fd, (const struct sockaddr *)&sn->ss, sn->len) == -1 &&
+	    errno == ECONNREFUSED;
+	close(fd);
+	return stale;
+}
+
 /*
  * Sets IP_TRANSPARENT (IPV6_TRANSPARENT) on fd, so it may accept traffic for
  * and send from addresses that are not this host's.  Returns 0, or -1 with
@@ -147,7 +161,8 @@ net_listen(struct route *r, char *err, size_t errlen)
 			snprintf(err, errlen, "socket path too long");
 			return -1;
 		}
-		if (lstat(a->path, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (lstat(a->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		    unix_stale(&sn))
 			unlink(a->path);
 		snprintf(hs, sizeof(hs), "%s", a->path);
 	} else {
@@ -155,7 +170,7 @@ net_listen(struct route *r, char *err, size_t errlen)
 			return -1;
 		sockname_str(&sn, hs, sizeof(hs));
 	}
-	fd = socket(sn.ss.ss_family, (a->type == A_UDP_LISTEN ? SOCK_DGRAM :
+	fd = socket(sn.ss.ss_family, (addr_is_udp(a->type) ? SOCK_DGRAM :
 	    SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto fail;
@@ -180,7 +195,7 @@ net_listen(struct route *r, char *err, size_t errlen)
 	}
 	if (bind(fd, (struct sockaddr *)&sn.ss, sn.len) == -1)
 		goto fail;
-	if (a->type == A_UDP_LISTEN)
+	if (addr_is_udp(a->type))
 		udp_buffers(fd);
 	else if (listen(fd, a->backlog ? a->backlog : 1024) == -1)
 		goto fail;

@@ -34,7 +34,7 @@ redirect_parse(struct tap *t, const char *arg, char *err, size_t len)
 	}
 	snprintf(spec, sizeof(spec), "tcp:%s", arg);
 	if (addr_parse(spec, 0, &r->to, e, sizeof(e)) == -1) {
-		snprintf(err, len, "redirect: %s (expected HOST:PORT)", e);
+		snprintf(err, len, "redirect: %s", e);
 		return -1;
 	}
 	return 0;

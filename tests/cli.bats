@@ -3,6 +3,7 @@
 # help and version, usage errors (exit 2, nothing listens), runtime failures
 # (exit 1), routes and addresses, output, signals and the connection limits.
 
+# shellcheck disable=SC2154 # $output, $stderr, $lines: set by bats' run
 bats_require_minimum_version 1.5.0
 
 load helper
@@ -609,6 +610,20 @@ good_route() {
 	start_tproxy --idle-timeout 1 --max-conns 4 tcp-listen:0 tcp:127.0.0.1:"$SPORT"
 	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:hi\n' 'u:hi\n' t:10 eof
 	[ "$output" = hi ]
+}
+
+@test "-q still reports a connection that fails" {
+	local dead fp
+	dead=$(free_port)
+	fp=$(free_port)
+	"$TPROXY" -q tcp-listen:127.0.0.1:"$fp" tcp:127.0.0.1:"$dead" >"$T/tproxy.out" 2>"$T/tproxy.err" &
+	TP_PID=$!
+	PIDS+=("$TP_PID")
+	wait_listening "$fp"
+	run --separate-stderr python3 "$CLIENT" 127.0.0.1 "$fp" eof
+	wait_for "$T/tproxy.err" "127\.0\.0\.1:$dead" 10
+	run -0 cat "$T/tproxy.err"
+	lacks 'listening on' "$output"
 }
 
 @test "SIGTERM ends tproxy with status 0 and a summary line on stderr" {

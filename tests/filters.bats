@@ -5,6 +5,7 @@
 # servers (tests/tools/filt_server.py, socat) and real clients (nc, socat,
 # tests/tools/filt_client.py).
 
+# shellcheck disable=SC2154 # $output, $stderr, $lines: set by bats' run
 bats_require_minimum_version 1.5.0
 
 load helper
@@ -412,6 +413,15 @@ TS_HEX='[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}'
 	client 's:a\n' 'u:nope\n' 's:b\n' 'u:nope\nnope\n' shut eof
 	[ "$output" = "$(printf 'nope\nnope')" ]
 	[ ! -s "$T/up.log" ]
+}
+
+@test "answer with dir=s2c replies to the server, which sent the chunk" {
+	start_server up --greet 'PING\n'
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT" 'answer:PONG\n,dir=s2c,match=^PING'
+	# the server's PING is answered by tproxy and never reaches the client
+	client "F:$T/up.log:PONG" quiet:0.3 's:after\n' "F:$T/up.log:after" shut eof
+	[ -z "$output" ]
+	same_bytes "$T/up.log" 'PONG\nafter\n'
 }
 
 @test "answer with the echo target replies to the client" {

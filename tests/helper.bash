@@ -60,7 +60,7 @@ start_tproxy() {
 	TP_PID=$!
 	PIDS+=("$TP_PID")
 	for ((i = 0; i < 200; i++)); do
-		if [ "$(grep -c '^tproxy: listening on' "$T/tproxy.err" 2>/dev/null)" -ge "$routes" ]; then
+		if [ "$(grep -c '^tproxy: listening on' "$T/tproxy.err" 2>/dev/null || echo 0)" -ge "$routes" ]; then
 			PORTS=$(sed -n 's/^tproxy: listening on [a-z]* .*:\([0-9]*\) -> .*/\1/p' "$T/tproxy.err")
 			PORT=$(echo "$PORTS" | head -n 1)
 			return 0

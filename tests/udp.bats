@@ -6,6 +6,7 @@
 # datagrams, usage errors).  Upstream servers and clients are
 # tests/tools/udp_tool.py, dnsmasq and dig.
 
+# shellcheck disable=SC2154 # $stderr is set by run --separate-stderr
 bats_require_minimum_version 1.5.0
 
 load helper
@@ -141,7 +142,6 @@ start_dnsmasq() {
 	[ "${#lines[0]}" -eq $((rlen * 2)) ]
 	contains 076578616d706c650474657374000001 "${lines[0]}"
 	contains 0004c0000207 "${lines[0]}"
-	grep -q 'example' "$T/tproxy.out"
 }
 
 # --- sessions ------------------------------------------------------------------
@@ -227,6 +227,40 @@ start_dnsmasq() {
 	events accept | tail -n 1 | jq -e --arg src "127.0.0.1:$c3" '.src == $src'
 }
 
+@test "a session with a datagram at least every 300 ms outlives --udp-timeout=1" {
+	udp_server up --echo
+	start_tproxy --json --udp-timeout=1 udp-listen:0 udp:127.0.0.1:"$SPORT"
+	udp_client --expect 8 --repeat 8 --gap 300 127.0.0.1 "$PORT" tick
+	[ "$(echo "$output" | grep -cx tick)" -eq 8 ]
+	[ "$(count_events accept)" -eq 1 ]
+	[ "$(count_events close)" -eq 0 ]
+	wait_events close 1 10
+	events close | jq -e '.chunks_c2s == 8 and .chunks_s2c == 8'
+}
+
+@test "a hundred clients at once each get their own replies, and every session expires" {
+	udp_server up --echo --tag 'srv:'
+	start_tproxy --json --udp-timeout=1 udp-listen:0 udp:127.0.0.1:"$SPORT"
+	base=$(fd_count "$TP_PID")
+	udp_client --sockets 100 --expect 2 --gap 20 127.0.0.1 "$PORT" ping pong
+	[ "${#lines[@]}" -eq 200 ]
+	# socket I got back exactly its own two datagrams
+	[ "$(echo "$output" | awk '$2 != "srv:ping#" $1 && $2 != "srv:pong#" $1' | wc -l)" -eq 0 ]
+	[ "$(echo "$output" | cut -d ' ' -f 1 | sort -u | wc -l)" -eq 100 ]
+	[ "$(count_events accept)" -eq 100 ]
+	wait_events close 100 20
+	[ "$(fd_count "$TP_PID")" -eq "$base" ]
+	[ "$(jq -s '[.[] | select(.event == "close") | .chunks_c2s] | unique' "$T/tproxy.out" | jq -c .)" = '[2]' ]
+}
+
+@test "an empty datagram is forwarded both ways as a datagram" {
+	udp_server up --echo --tag 'e:'
+	start_tproxy --json udp-listen:0 udp:127.0.0.1:"$SPORT"
+	udp_client --expect 2 --gap 50 127.0.0.1 "$PORT" '' x
+	[ "$output" = "$(printf 'e:\ne:x')" ]
+	[ "$(cut -d ' ' -f 1 "$T/up.log" | paste -sd ' ')" = '0 1' ]
+}
+
 # --- filters: one datagram is one chunk ------------------------------------------
 
 @test "log prints one line per datagram, even for datagrams read in one batch" {
@@ -293,7 +327,7 @@ start_dnsmasq() {
 	udp_client --expect 1 --timeout 5 127.0.0.1 "$PORT" hel
 	[ "$output" = hel ]
 	# two datagrams that together spell the pattern are not joined
-	udp_client --expect 2 --timeout 5 127.0.0.1 "$PORT" hel lo hello
+	udp_client --expect 3 --timeout 5 127.0.0.1 "$PORT" hel lo hello
 	[ "$output" = "$(printf 'hel\nlo\nbye')" ]
 	[ "$(received up)" = "$(printf 'hel\nhel\nlo\nbye')" ]
 }
@@ -374,6 +408,16 @@ start_dnsmasq() {
 	[[ $output =~ ^\[::1\]:$PORT\ peer=127\.0\.0\.1:[0-9]+\ hi4$ ]]
 }
 
+@test "udp-l and an upper-case UDP-LISTEN are the same listener, and echo serves as target" {
+	start_tproxy udp-l:0 echo s/a/b/ + UDP-LISTEN:0 ECHO
+	read -r p1 p2 <<<"$(echo $PORTS)"
+	[ -n "$p2" ]
+	udp_client --expect 2 --gap 50 --from-addr 127.0.0.1 "$p1" banana aaa
+	[ "$output" = "$(printf '127.0.0.1:%s bbnana\n127.0.0.1:%s baa' "$p1" "$p1")" ]
+	udp_client --expect 1 127.0.0.1 "$p2" banana
+	[ "$output" = banana ]
+}
+
 @test "UDP and TCP routes joined with + run in one process" {
 	udp_server u1 --echo --tag 'u1:'
 	u1=$SPORT
@@ -449,6 +493,15 @@ start_dnsmasq() {
 	wait_for "$T/tproxy.out" '^< .* length=65507 '
 }
 
+@test "a datagram of 65,527 bytes passes intact over IPv6" {
+	udp_server up --host ::1 --echo
+	start_tproxy udp-listen:[::1]:0 udp:[::1]:"$SPORT"
+	udp_client --expect 1 --size 65527 ::1 "$PORT"
+	[[ ${lines[0]} =~ ^sent\ 65527\ ([0-9a-f]{64})$ ]]
+	[ "${lines[1]}" = "got 65527 ${BASH_REMATCH[1]}" ]
+	[ "$(cut -d ' ' -f 1-2 "$T/up.log")" = "65527 ${BASH_REMATCH[1]}" ]
+}
+
 @test "a UDP listener with a tcp: target is a usage error" {
 	run -2 --separate-stderr "$TPROXY" udp-listen:0 tcp:127.0.0.1:80
 	contains tcp:127.0.0.1:80 "$stderr"
@@ -469,13 +522,20 @@ start_dnsmasq() {
 	lacks 'listening on' "$stderr"
 }
 
-@test "backlog= on a udp-listen address is a usage error that does not offer backlog" {
+@test "backlog= on a udp-listen address is a usage error" {
 	run -2 --separate-stderr "$TPROXY" udp-listen:0,backlog=5 udp:127.0.0.1:53
+	contains udp-listen:0,backlog=5 "$stderr"
 	contains backlog "$stderr"
 	[ "$output" = "" ]
-	# the list of what a UDP listener takes must not suggest the option
-	# just rejected
+}
+
+@test "the usage error for backlog= on udp-listen does not offer backlog or target options as expected ones" {
+	run -2 --separate-stderr "$TPROXY" udp-listen:0,backlog=5 udp:127.0.0.1:53
+	# what a UDP listener takes, without the option just rejected and
+	# without options of the target side (spoof, port-map)
 	lacks 'backlog=N' "$stderr"
+	lacks spoof "$stderr"
+	lacks port-map "$stderr"
 }
 
 @test "--udp-timeout=0 and --udp-timeout=x are usage errors" {

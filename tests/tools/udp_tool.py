@@ -26,6 +26,10 @@ usage:
                           "got LEN SHA256"
         --from-addr       prefix each reply line with "HOST:PORT " of the
                           address the reply came from
+        --sockets N       be N clients at once: N sockets (--bind and
+                          --portfile concern the first), socket I sending
+                          each MSG with "#I" appended; --expect counts per
+                          socket, and each reply line starts with "I "
       Exits 0 once done; 1 if fewer than --expect replies came.
 """
 import argparse
@@ -86,13 +90,17 @@ def server(args):
 
 
 def client(args):
-    s = socket.socket(family(args.host), socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    s.bind(('::' if family(args.host) == socket.AF_INET6 else '0.0.0.0',
-            args.bind))
+    fam = family(args.host)
+    socks = []
+    for i in range(args.sockets):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0',
+                args.bind if i == 0 else 0))
+        socks.append(s)
     if args.portfile:
         with open(args.portfile, 'w') as f:
-            f.write('%d\n' % s.getsockname()[1])
+            f.write('%d\n' % socks[0].getsockname()[1])
     dest = (args.host, args.port)
     if args.size is not None:
         msgs = [os.urandom(args.size)]
@@ -100,6 +108,7 @@ def client(args):
               flush=True)
     else:
         msgs = [unescape(m) for m in args.msgs]
+    need = args.expect * len(socks)
     replies = []
 
     def receive(wait, need=None):
@@ -108,37 +117,40 @@ def client(args):
             left = end - time.monotonic()
             if left <= 0:
                 return
-            r, _, _ = select.select([s], [], [], left)
+            r, _, _ = select.select(socks, [], [], left)
             if not r:
                 return
-            try:
-                data, peer = s.recvfrom(65536)
-            except ConnectionRefusedError:
-                continue
-            replies.append((data, peer))
+            for s in r:
+                try:
+                    data, peer = s.recvfrom(65536)
+                except ConnectionRefusedError:
+                    continue
+                replies.append((socks.index(s), data, peer))
 
     for _ in range(args.repeat):
         for m in msgs:
-            s.sendto(m, dest)
+            for i, s in enumerate(socks):
+                s.sendto(m + (b'#%d' % i if len(socks) > 1 else b''), dest)
             receive(args.gap / 1000.0)
-    if args.expect:
-        receive(args.timeout, args.expect)
+    if need:
+        receive(args.timeout, need)
     else:
         receive(args.timeout)
     receive(args.linger)
-    for data, peer in replies:
-        prefix = ''
+    for i, data, peer in replies:
+        prefix = '%d ' % i if len(socks) > 1 else ''
         if args.from_addr:
             host = peer[0]
-            prefix = ('[%s]:%d ' if ':' in host else '%s:%d ') % (host, peer[1])
+            prefix += ('[%s]:%d ' if ':' in host else '%s:%d ') % (host,
+                                                                 peer[1])
         if args.size is not None:
             print('%sgot %d %s' % (prefix, len(data),
                                    hashlib.sha256(data).hexdigest()))
         else:
             print(prefix + escape(data))
     sys.stdout.flush()
-    if len(replies) < args.expect:
-        print('udp_tool: %d of %d replies' % (len(replies), args.expect),
+    if len(replies) < need:
+        print('udp_tool: %d of %d replies' % (len(replies), need),
               file=sys.stderr)
         return 1
     return 0
@@ -165,6 +177,7 @@ def main():
     cl.add_argument('--linger', type=float, default=0)
     cl.add_argument('--size', type=int)
     cl.add_argument('--from-addr', action='store_true')
+    cl.add_argument('--sockets', type=int, default=1)
     cl.add_argument('host')
     cl.add_argument('port', type=int)
     cl.add_argument('msgs', nargs='*')
