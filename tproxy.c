@@ -233,8 +233,17 @@ routes_bind(void)
 			diag_err("tproxy: out of memory");
 			exit(1);
 		}
-		ev_listen(&routes[i]);
 	}
+}
+
+/* Says where each route listens, once privileges are what they will be. */
+static void
+routes_announce(void)
+{
+	size_t i;
+
+	for (i = 0; i < nroutes; i++)
+		ev_listen(&routes[i]);
 }
 
 static void
@@ -383,6 +392,7 @@ main(int argc, char **argv)
 		priv_drop(pw);
 	else
 		priv_check();
+	routes_announce();
 	out_flush();
 
 	while (!quit_sig) {

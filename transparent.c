@@ -201,10 +201,10 @@ print_rules(void)
 		if (addr_is_tproxy(routes[i].listen.type))
 			tproxy = 1;
 	if (tproxy) {
-		printf("nft add table inet tproxy\n");
-		printf("nft 'add chain inet tproxy prerouting { type filter "
+		printf("nft add table inet tproxy_divert\n");
+		printf("nft 'add chain inet tproxy_divert prerouting { type filter "
 		    "hook prerouting priority mangle; policy accept; }'\n");
-		printf("nft 'add rule inet tproxy prerouting meta l4proto "
+		printf("nft 'add rule inet tproxy_divert prerouting meta l4proto "
 		    "{ tcp, udp } socket transparent 1 meta mark set 1 "
 		    "accept'\n");
 	}
@@ -217,7 +217,7 @@ print_rules(void)
 		if (addr_is_tproxy(r->listen.type)) {
 			printf("# route %d: %s %s -> %s port %u\n", r->id,
 			    r->lspec, proto, v6 ? "ip6" : "ip", r->listen.port);
-			printf("nft 'add rule inet tproxy prerouting meta "
+			printf("nft 'add rule inet tproxy_divert prerouting meta "
 			    "l4proto %s th dport %d tproxy %s to :%u meta "
 			    "mark set 1 accept'\n", proto, dport, v6 ? "ip6" :
 			    "ip", r->listen.port);
@@ -245,6 +245,7 @@ print_rules(void)
 		    "net.ipv4.conf.all.rp_filter=0\n");
 	}
 	if (fam6) {
+		printf("ip link set lo up\n");
 		printf("ip -6 rule add fwmark 1 lookup 100\n");
 		printf("ip -6 route add local ::/0 dev lo table 100\n");
 		printf("sysctl -w net.ipv6.conf.all.forwarding=1\n");

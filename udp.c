@@ -40,6 +40,22 @@ static struct sockaddr_storage names[UDP_BATCH];
 static uint8_t		 cmsgs[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
 static struct conn	*table[HASH_SIZE];
 
+/*
+ * Datagrams waiting to leave through one socket, sent together with
+ * sendmmsg(): a burst of 16 datagrams costs one system call, not 16.  Only
+ * datagrams still in the receive slots are queued, and the queue is sent
+ * before the slots are read into again.
+ */
+static struct {
+	int		 fd;
+	int		 n;
+	struct mmsghdr	 m[UDP_BATCH];
+	struct iovec	 v[UDP_BATCH];
+	struct conn	*c[UDP_BATCH];
+} outq;
+
+static void session_error(struct conn *c, int err);
+
 /* FNV-1a over the client address and, in TPROXY mode, the destination. */
 static uint32_t
 name_hash(const struct sockname *sn, const struct sockname *dst)
@@ -104,11 +120,60 @@ drop_note(const struct route *r, const struct sockname *peer,
 	    why);
 }
 
+/* Sends what is queued; a datagram the kernel refuses is dropped. */
+static void
+outq_flush(void)
+{
+	int off = 0, k;
+
+	while (off < outq.n) {
+		k = sendmmsg(outq.fd, outq.m + off, (unsigned)(outq.n - off), 0);
+		if (k > 0) {
+			off += k;
+			continue;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno != EAGAIN && outq.m[off].msg_hdr.msg_name ==
+		    NULL && outq.c[off]->state != CS_CLOSED)
+			session_error(outq.c[off], errno);
+		off++;		/* UDP: a datagram that cannot go is lost */
+	}
+	outq.n = 0;
+}
+
+/* Queues a datagram still in the slots; returns 0, or -1 to send it now. */
+static int
+outq_add(struct conn *c, int fd, const uint8_t *p, size_t n,
+    const struct sockname *to)
+{
+	struct msghdr *h;
+
+	if (p < &slots[0][0] || p >= &slots[UDP_BATCH - 1][0] + UDP_SLOT)
+		return -1;
+	if (outq.n > 0 && (outq.fd != fd || outq.n == UDP_BATCH))
+		outq_flush();
+	outq.fd = fd;
+	outq.v[outq.n].iov_base = (void *)p;
+	outq.v[outq.n].iov_len = n;
+	h = &outq.m[outq.n].msg_hdr;
+	memset(h, 0, sizeof(*h));
+	h->msg_iov = &outq.v[outq.n];
+	h->msg_iovlen = 1;
+	if (to != NULL) {
+		h->msg_name = (void *)&to->ss;
+		h->msg_namelen = to->len;
+	}
+	outq.c[outq.n++] = c;
+	return 0;
+}
+
 static void
 batch_prepare(void)
 {
 	int i;
 
+	outq_flush();		/* the slots are about to be overwritten */
 	for (i = 0; i < UDP_BATCH; i++) {
 		iov[i].iov_base = slots[i];
 		iov[i].iov_len = UDP_SLOT;
@@ -214,7 +279,7 @@ udp_listen_ready(struct route *r)
 		batch_prepare();
 		n = recvmmsg(r->lfd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
-			return;
+			break;
 		for (i = 0; i < n; i++) {
 			memcpy(&peer.ss, &names[i], sizeof(names[i]));
 			peer.len = msgs[i].msg_hdr.msg_namelen;
@@ -250,8 +315,9 @@ udp_listen_ready(struct route *r)
 			session_c2s(c, slots[i], msgs[i].msg_len);
 		}
 		if (n < UDP_BATCH)
-			return;
+			break;
 	}
+	outq_flush();
 }
 
 static void
@@ -284,7 +350,7 @@ session_ready(void *arg, int revents)
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				session_error(c, errno);
-			return;
+			break;
 		}
 		for (i = 0; i < n && c->state == CS_OPEN; i++) {
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
@@ -293,8 +359,9 @@ session_ready(void *arg, int revents)
 			chain_run(c, S2C, slots[i], msgs[i].msg_len);
 		}
 		if (n < UDP_BATCH)
-			return;
+			break;
 	}
+	outq_flush();
 }
 
 /* TPROXY mode: the client's later datagrams arrive on the reply socket. */
@@ -310,13 +377,14 @@ session_client_ready(void *arg, int revents)
 		batch_prepare();
 		n = recvmmsg(s->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
-			return;
+			break;
 		for (i = 0; i < n && c->state != CS_CLOSED; i++)
 			if (!(msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
 				session_c2s(c, slots[i], msgs[i].msg_len);
 		if (n < UDP_BATCH)
-			return;
+			break;
 	}
+	outq_flush();
 }
 
 /*
@@ -395,17 +463,23 @@ udp_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 {
 	ssize_t w;
 
-	if (!s->is_server && s->fd >= 0) {	/* TPROXY reply socket */
-		w = send(s->fd, p, n, 0);
-	} else if (!s->is_server) {
-		w = sendto(c->route->lfd, p, n, 0,
-		    (const struct sockaddr *)&s->peer.ss, s->peer.len);
-	} else if (s->fd < 0) {		/* before the upstream socket exists */
+	if (s->is_server && s->fd < 0) {	/* before the upstream socket */
 		if (buf_pending(&s->out) == 0 && buf_append(&s->out, p, n) == -1)
 			drop_note(c->route, &CLIENT(c)->peer, "out of memory");
 		return;
-	} else
+	}
+	if (s->fd >= 0) {		/* upstream, or a TPROXY reply socket */
+		if (outq_add(c, s->fd, p, n, NULL) == 0)
+			return;
+		outq_flush();
 		w = send(s->fd, p, n, 0);
+	} else {			/* to the client, from the route's socket */
+		if (outq_add(c, c->route->lfd, p, n, &s->peer) == 0)
+			return;
+		outq_flush();
+		w = sendto(c->route->lfd, p, n, 0,
+		    (const struct sockaddr *)&s->peer.ss, s->peer.len);
+	}
 	if (w < 0 && errno != EAGAIN && errno != EINTR) {
 		if (s->is_server)
 			session_error(c, errno);
