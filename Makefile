@@ -24,7 +24,7 @@ TP_CFLAGS   = -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS)
 
 SRC  = tproxy.c loop.c addr.c parse.c net.c conn.c chain.c out.c event.c \
        taps/log.c taps/hexdump.c taps/replace.c taps/drop.c taps/answer.c \
-       udp.c transparent.c taps/redirect.c
+       udp.c transparent.c hello.c tls.c taps/redirect.c
 HDR  = tproxy.h
 OBJ  = $(SRC:%.c=build/%.o)
 AOBJ = $(SRC:%.c=build/asan/%.o)
@@ -63,7 +63,7 @@ check: deps tproxy tproxy-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
 
 # libFuzzer harnesses for the parsers of untrusted input
-FUZZERS = build/fuzz/fuzz_addr build/fuzz/fuzz_sed
+FUZZERS = build/fuzz/fuzz_addr build/fuzz/fuzz_sed build/fuzz/fuzz_hello
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS)
 

@@ -55,7 +55,6 @@ static const char *const later_types[] = {
 	NULL,
 };
 static const char *const later_opts[] = {
-	"tls", "cert", "key", "verify", "passthrough", "keylog",
 	"proxy-protocol", "proxy-from", NULL,
 };
 
@@ -217,17 +216,19 @@ opts_help(enum addr_type t)
 	switch (t) {
 	case A_TCP_LISTEN:
 	case A_TCP_TPROXY:
-		return "reuseaddr, backlog=N, ipv6only=0|1, bind=HOST[:PORT]";
+		return "reuseaddr, backlog=N, ipv6only=0|1, bind=HOST[:PORT], "
+		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE";
 	case A_UDP_LISTEN:
 	case A_UDP_TPROXY:
 		return "reuseaddr, ipv6only=0|1, bind=HOST[:PORT]";
 	case A_UNIX_LISTEN:
 		return "backlog=N";
 	case A_TCP:
+		return "bind=HOST[:PORT], spoof, tls, verify=0|1";
 	case A_UDP:
 		return "bind=HOST[:PORT], spoof";
 	case A_ORIG:
-		return "spoof, port-map=FROM:TO[;FROM:TO]";
+		return "spoof, port-map=FROM:TO[;FROM:TO], tls, verify=0|1";
 	default:
 		return "no options";
 	}
@@ -314,6 +315,43 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 			    "at most %d pairs)", MAX_PORTMAP);
 			return -1;
 		}
+	} else if (strcasecmp(opt, "tls") == 0 && (a->type == A_TCP_LISTEN ||
+	    a->type == A_TCP_TPROXY || a->type == A_TCP || a->type == A_ORIG)) {
+		if (val != NULL && bool_parse(val, &a->tls) == -1)
+			goto badval;
+		if (val == NULL)
+			a->tls = 1;
+	} else if ((strcasecmp(opt, "cert") == 0 || strcasecmp(opt, "key") == 0 ||
+	    strcasecmp(opt, "keylog") == 0) && listen_side &&
+	    !addr_is_udp(a->type) && a->type != A_UNIX_LISTEN) {
+		char *dst = strcasecmp(opt, "cert") == 0 ? a->cert :
+		    strcasecmp(opt, "key") == 0 ? a->key : a->keylog;
+
+		if (val == NULL || *val == '\0' || strlen(val) >= 256) {
+			snprintf(err, errlen, "option '%s' needs a file name",
+			    opt);
+			return -1;
+		}
+		strcpy(dst, val);
+	} else if (strcasecmp(opt, "passthrough") == 0 && listen_side &&
+	    !addr_is_udp(a->type) && a->type != A_UNIX_LISTEN) {
+		char e[ERRLEN];
+
+		if (val == NULL || *val == '\0') {
+			snprintf(err, errlen, "option 'passthrough' needs a "
+			    "REGEX");
+			return -1;
+		}
+		re_free(a->passthrough);
+		if ((a->passthrough = re_compile(val, 1, e, sizeof(e))) ==
+		    NULL) {
+			snprintf(err, errlen, "passthrough: %s", e);
+			return -1;
+		}
+	} else if (strcasecmp(opt, "verify") == 0 && !listen_side &&
+	    (a->type == A_TCP || a->type == A_ORIG)) {
+		if (val == NULL || bool_parse(val, &a->verify) == -1)
+			goto badval;
 	} else if (in_list(opt, later_opts)) {
 		snprintf(err, errlen, "option '%s' is not supported yet", opt);
 		return -1;
@@ -348,6 +386,7 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 	memset(a, 0, sizeof(*a));
 	a->reuseaddr = -1;
 	a->ipv6only = -1;
+	a->verify = 1;
 	if (strlen(spec) >= sizeof(buf)) {
 		snprintf(err, errlen, "address too long");
 		return -1;
@@ -460,6 +499,16 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 			return -1;
 		opts = next;
 	}
+	if (!a->tls && (a->cert[0] || a->key[0] || a->keylog[0] ||
+	    a->passthrough)) {
+		snprintf(err, errlen, "cert=, key=, keylog= and passthrough= "
+		    "need the tls option");
+		return -1;
+	}
+	if (a->key[0] && !a->cert[0]) {
+		snprintf(err, errlen, "key= needs cert=");
+		return -1;
+	}
 	if (a->has_bind && addr_is_listen(a->type)) {
 		/* socat: bind= on a listener names the listen address */
 		memcpy(a->host, a->bind_host, sizeof(a->host));
@@ -468,6 +517,14 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 		a->has_bind = 0;
 	}
 	return 0;
+}
+
+/* Frees what addr_parse() allocated (also after it failed). */
+void
+addr_free(struct addr *a)
+{
+	re_free(a->passthrough);
+	a->passthrough = NULL;
 }
 
 /* "tcp 127.0.0.1:8080", "tcp [::1]:80", "unix /path", "echo". */

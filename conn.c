@@ -25,6 +25,8 @@
 #include "tproxy.h"
 
 #define CONNECT_TIMEOUT_MS	10000
+#define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
+#define HELLO_RETRY_MS		20	/* peeking for the rest of a hello */
 #define FIRST_BYTES_WAIT_MS	1000
 #define EMFILE_PAUSE_MS		100
 #define ACCEPTS_PER_TURN	64
@@ -48,6 +50,10 @@ static struct timer	 emfile_timer;
 static int		 emfile_paused, full_paused;
 
 static void conn_connect(struct conn *c);
+static void conn_begin(struct conn *c);
+static void conn_opened(struct conn *c);
+static void upstream_handshake(struct conn *c);
+static void hello_peek(struct conn *c);
 
 /* ------------------------------------------------------------ buffers */
 
@@ -181,11 +187,19 @@ src_side(struct conn *c, enum dir d)
 	return d == C2S ? CLIENT(c) : SERVER(c);
 }
 
+/* Returns 1 if the client speaks TLS to us but its TLS is not set up. */
+static int
+client_tls_pending(const struct conn *c, const struct side *s)
+{
+	return !s->is_server && c->route->listen.tls && !c->passthrough &&
+	    s->ssl == NULL;
+}
+
 /* Returns 1 if bytes can be written to s now. */
 static int
 side_writable(const struct conn *c, const struct side *s)
 {
-	if (s->fd < 0 || s->wr_shut)
+	if (s->fd < 0 || s->wr_shut || client_tls_pending(c, s))
 		return 0;
 	return !s->is_server || c->state == CS_OPEN;
 }
@@ -197,7 +211,11 @@ side_can_read(struct conn *c, struct side *s)
 
 	if (s->fd < 0 || s->rd_eof || c->state == CS_CLOSED)
 		return 0;
+	if (c->state == CS_HELLO)
+		return !s->is_server && !c->hello_wait;
 	if (s->is_server && c->state != CS_OPEN)
+		return 0;
+	if (client_tls_pending(c, s))
 		return 0;
 	if (!s->is_server && c->state == CS_OPEN && !c->echo &&
 	    SERVER(c)->fd < 0)
@@ -220,10 +238,12 @@ side_update(struct conn *c, struct side *s)
 	if (side_can_read(c, s))
 		ev |= POLLIN;
 	if (s->is_server && c->state == CS_CONNECTING)
-		ev |= POLLOUT;
+		ev |= s->ssl ? s->ssl_want : POLLOUT;
 	else if (side_writable(c, s) && (buf_pending(&s->out) > 0 ||
-	    s->inpipe > 0))
+	    s->inpipe > 0 || (s->want_shut && !s->wr_shut)))
 		ev |= POLLOUT;
+	if (s->ssl != NULL && c->state != CS_CONNECTING)
+		ev |= s->ssl_want;
 	loop_set(s->slot, ev);
 }
 
@@ -259,6 +279,7 @@ side_close(struct side *s, int reset)
 {
 	struct linger lg = { 1, 0 };
 
+	tls_free(s);
 	if (s->fd >= 0) {
 		loop_del(&s->slot);
 		if (reset)
@@ -357,6 +378,34 @@ who(const struct side *s)
 }
 
 /*
+ * Writes to s's socket, through TLS when s has it.  Returns the count, -1
+ * when it must wait, -2 on an error (the reason in why).
+ */
+static ssize_t
+side_raw_write(struct side *s, const uint8_t *p, size_t n, char *why,
+    size_t len)
+{
+	char e[ERRLEN / 2];
+	ssize_t w;
+
+	if (s->ssl != NULL) {
+		w = tls_write(s, p, n, e, sizeof(e));
+		if (w == -2)
+			snprintf(why, len, "write to %s: %s", who(s), e);
+		return w;
+	}
+	do
+		w = write(s->fd, p, n);
+	while (w < 0 && errno == EINTR);
+	if (w >= 0)
+		return w;
+	if (errno == EAGAIN)
+		return -1;
+	snprintf(why, len, "write to %s: %s", who(s), strerror(errno));
+	return -2;
+}
+
+/*
  * Writes what waits for s: its buffer, then its pipe; shuts down writing
  * when asked and drained.  Returns 0, or -1 after closing the connection.
  */
@@ -369,14 +418,13 @@ side_write(struct conn *c, struct side *s)
 	if (!side_writable(c, s))
 		return 0;
 	while (buf_pending(&s->out) > 0) {
-		n = write(s->fd, s->out.data + s->out.off,
-		    buf_pending(&s->out));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			goto fail;
+		n = side_raw_write(s, s->out.data + s->out.off,
+		    buf_pending(&s->out), why, sizeof(why));
+		if (n == -1)
+			break;
+		if (n == -2) {
+			conn_fail(c, why);
+			return -1;
 		}
 		buf_consume(&s->out, (size_t)n);
 	}
@@ -396,6 +444,7 @@ side_write(struct conn *c, struct side *s)
 		pipe_put(s);
 	if (s->want_shut && !s->wr_shut && buf_pending(&s->out) == 0 &&
 	    s->inpipe == 0) {
+		tls_shutdown(s);
 		(void)shutdown(s->fd, SHUT_WR);
 		s->wr_shut = 1;
 	}
@@ -421,12 +470,8 @@ side_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 	}
 	if (side_writable(c, s) && buf_pending(&s->out) == 0 &&
 	    s->inpipe == 0) {
-		do
-			w = write(s->fd, p, n);
-		while (w < 0 && errno == EINTR);
-		if (w < 0 && errno != EAGAIN) {
-			snprintf(why, sizeof(why), "write to %s: %s", who(s),
-			    strerror(errno));
+		w = side_raw_write(s, p, n, why, sizeof(why));
+		if (w == -2) {
 			conn_fail(c, why);
 			return;
 		}
@@ -541,14 +586,36 @@ side_read(struct conn *c, struct side *s)
 	struct side *dst = dst_side(c, d);
 	ssize_t n;
 
+	char why[ERRLEN], e[ERRLEN / 2];
+
+	if (c->state == CS_HELLO) {
+		hello_peek(c);
+		return;
+	}
 	if (s->splice && buf_pending(&dst->out) == 0 && c->state == CS_OPEN &&
 	    splice_read(c, s, dst))
 		return;
-	n = read(s->fd, scratch, sizeof(scratch));
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			read_failed(c, s, errno);
-		return;
+	if (s->ssl != NULL) {
+		n = tls_read(s, scratch, sizeof(scratch), e, sizeof(e));
+		if (c->tls_wait && !s->is_server && tls_ready(s)) {
+			c->tls_wait = 0;	/* the client's handshake is done */
+			s->hs = 0;
+			timer_stop(&c->wait);
+		}
+		if (n == -1)
+			return;
+		if (n == -2) {
+			snprintf(why, sizeof(why), "read from %s: %s", who(s), e);
+			conn_fail(c, why);
+			return;
+		}
+	} else {
+		n = read(s->fd, scratch, sizeof(scratch));
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				read_failed(c, s, errno);
+			return;
+		}
 	}
 	if (n == 0) {
 		side_eof(c, s);
@@ -556,7 +623,8 @@ side_read(struct conn *c, struct side *s)
 	}
 	conn_account(c, d, (size_t)n);
 	if (n >= SPLICE_MIN && c->route->ntaps == 0 && !c->echo &&
-	    s->peer.ss.ss_family != AF_UNIX)
+	    s->ssl == NULL && dst->ssl == NULL && !c->route->listen.tls &&
+	    !c->route->target.tls && s->peer.ss.ss_family != AF_UNIX)
 		s->splice = 1;
 	chain_run(c, d, scratch, (size_t)n);
 	conn_after_chunk(c, d);
@@ -590,14 +658,117 @@ connect_done(struct conn *c)
 		conn_fail(c, why);
 		return;
 	}
-	timer_stop(&c->wait);
-	c->state = CS_OPEN;
 	sv->local.len = sizeof(sv->local.ss);
 	if (getsockname(sv->fd, (struct sockaddr *)&sv->local.ss,
 	    &sv->local.len) == -1)
 		sv->local.len = 0;
-	ev_connect(c);
-	(void)side_write(c, sv);
+	if (c->route->target.tls && !c->passthrough && !c->redirect) {
+		if (tls_upstream_start(c, sv, &c->route->target, why,
+		    sizeof(why)) == -1) {
+			conn_fail(c, why);
+			return;
+		}
+		upstream_handshake(c);
+		return;
+	}
+	conn_opened(c);
+}
+
+/*
+ * The upstream is connected (and its TLS set up): start the client's TLS
+ * when we forge its certificate from the upstream's, and let bytes flow.
+ */
+static void
+conn_opened(struct conn *c)
+{
+	struct side *cl = CLIENT(c), *sv = SERVER(c);
+	char why[ERRLEN];
+	struct x509_st *up = NULL;
+	int rc;
+
+	timer_stop(&c->wait);
+	c->state = CS_OPEN;
+	if (!c->echo)
+		ev_connect(c);
+	if (client_tls_pending(c, cl)) {
+		if (sv->ssl != NULL)
+			up = tls_peer_cert(sv);
+		rc = tls_client_start(c, cl, up, why, sizeof(why));
+		X509_free_ref(up);
+		if (rc == -1) {
+			conn_fail(c, why);
+			return;
+		}
+	}
+	if (c->tls_wait)
+		timer_arm(&c->wait, HANDSHAKE_TIMEOUT_MS);
+	if (!c->echo)
+		(void)side_write(c, sv);
+	if (c->state != CS_CLOSED)
+		(void)side_write(c, cl);
+}
+
+/* Drives the upstream's TLS handshake; opens the connection when done. */
+static void
+upstream_handshake(struct conn *c)
+{
+	char why[ERRLEN];
+	int rc = tls_handshake(c, SERVER(c), why, sizeof(why));
+
+	if (rc == -1)
+		conn_fail(c, why);
+	else if (rc == 1)
+		conn_opened(c);
+}
+
+/*
+ * Peeks at the client's first bytes for a whole ClientHello: its SNI picks
+ * passthrough and the upstream's name, its ALPN offer goes upstream.
+ */
+static void
+hello_peek(struct conn *c)
+{
+	struct side *cl = CLIENT(c);
+	struct hello h;
+	ssize_t n;
+	int rc;
+
+	n = recv(cl->fd, scratch, sizeof(scratch), MSG_PEEK);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			read_failed(c, cl, errno);
+		return;
+	}
+	if (n == 0) {
+		conn_fail(c, "client closed before its TLS ClientHello");
+		return;
+	}
+	rc = hello_parse(scratch, (size_t)n, &h);
+	if (rc == 0 && (size_t)n < sizeof(scratch)) {
+		/* peeked bytes stay readable: look again a little later */
+		c->hello_wait = 1;
+		timer_arm(&c->hold[C2S], HELLO_RETRY_MS);
+		return;
+	}
+	if (rc != 1) {
+		conn_fail(c, "not a TLS ClientHello from the client");
+		return;
+	}
+	if (h.sni_bad)
+		diag_err("tproxy: #%llu invalid SNI in the ClientHello "
+		    "ignored", (unsigned long long)c->id);
+	if (h.sni[0] != '\0') {
+		memcpy(c->sni_buf, h.sni, sizeof(c->sni_buf));
+		c->sni = c->sni_buf;
+	}
+	memcpy(c->hello_alpn, h.alpn, h.alpn_len);
+	c->hello_alpn_len = h.alpn_len;
+	if (c->route->listen.passthrough != NULL && c->sni != NULL &&
+	    re_search(c->route->listen.passthrough, (const uint8_t *)c->sni,
+	    strlen(c->sni)))
+		c->passthrough = 1;
+	c->state = CS_WAIT_BYTES;
+	conn_begin(c);
 }
 
 void
@@ -605,20 +776,33 @@ conn_side_io(void *arg, int revents)
 {
 	struct side *s = arg;
 	struct conn *c = s->conn;
+	int i;
 
 	if (c->state == CS_CLOSED)
 		return;
 	if (s->is_server && c->state == CS_CONNECTING) {
-		connect_done(c);
+		if (s->ssl != NULL)
+			upstream_handshake(c);
+		else
+			connect_done(c);
 	} else {
 		if ((revents & (POLLOUT | POLLERR | POLLHUP)) &&
 		    (buf_pending(&s->out) > 0 || s->inpipe > 0 ||
 		    (s->want_shut && !s->wr_shut)))
 			if (side_write(c, s) == -1)
 				return;
-		if ((revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    side_can_read(c, s))
+		if ((revents & (POLLIN | POLLHUP | POLLERR | (s->ssl ?
+		    s->ssl_want : 0))) && side_can_read(c, s))
 			side_read(c, s);
+	}
+	/* plaintext OpenSSL already holds wakes no poll(): read it now */
+	for (i = 0; i < 16 && c->state != CS_CLOSED; i++) {
+		if (tls_pending(CLIENT(c)) && side_can_read(c, CLIENT(c)))
+			side_read(c, CLIENT(c));
+		else if (tls_pending(SERVER(c)) && side_can_read(c, SERVER(c)))
+			side_read(c, SERVER(c));
+		else
+			break;
 	}
 	if (c->state == CS_CLOSED)
 		return;
@@ -646,6 +830,11 @@ hold_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
 
+	if (c->state == CS_HELLO) {	/* time to peek again */
+		c->hello_wait = 0;
+		conn_update(c);
+		return;
+	}
 	chain_flush(c, t == &c->hold[C2S] ? C2S : S2C, 0);
 	if (c->state != CS_CLOSED)
 		conn_update(c);
@@ -656,10 +845,15 @@ wait_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
 
-	if (c->state == CS_WAIT_BYTES)
+	if (c->state == CS_HELLO)
+		conn_fail(c, "no TLS ClientHello from the client in time");
+	else if (c->state == CS_WAIT_BYTES)
 		conn_connect(c);
 	else if (c->state == CS_CONNECTING)
-		conn_fail(c, "connect timeout");
+		conn_fail(c, SERVER(c)->ssl ? "TLS handshake with upstream "
+		    "timed out" : "connect timeout");
+	else if (c->tls_wait)
+		conn_fail(c, "TLS handshake with client timed out");
 	if (c->state != CS_CLOSED)
 		conn_update(c);
 }
@@ -680,9 +874,10 @@ conn_connect(struct conn *c)
 	timer_stop(&c->wait);
 	if (t->type == A_ECHO) {
 		c->echo = 1;
-		c->state = CS_OPEN;
-		if (!c->udp)
-			(void)side_write(c, CLIENT(c));
+		if (c->udp)
+			c->state = CS_OPEN;
+		else
+			conn_opened(c);
 		return;
 	}
 	if (c->udp) {
@@ -800,20 +995,44 @@ conn_start(struct conn *c)
 {
 	char err[ERRLEN];
 
-	if (c->route->target.type == A_ORIG &&
-	    c->route->listen.type == A_TCP_LISTEN &&
+	const struct addr *l = &c->route->listen;
+
+	ev_accept(c);
+	if (c->route->target.type == A_ORIG && l->type == A_TCP_LISTEN &&
 	    orig_lookup(c, CLIENT(c)->fd, err, sizeof(err)) == -1) {
-		ev_accept(c);
 		conn_fail(c, err);
 		return;
 	}
+	if (c->idle_ms > 0)
+		timer_arm(&c->idle, c->idle_ms);
+	if (l->tls) {
+		c->tls_wait = 1;
+		timer_arm(&c->wait, HANDSHAKE_TIMEOUT_MS);
+		if (l->cert[0] == '\0' || l->passthrough != NULL) {
+			/* the SNI first: it picks the upstream's name */
+			c->state = CS_HELLO;
+			conn_update(c);
+			return;
+		}
+		if (tls_client_start(c, CLIENT(c), NULL, err,
+		    sizeof(err)) == -1) {
+			conn_fail(c, err);
+			return;
+		}
+	}
+	conn_begin(c);
+}
+
+/* Opens the chain (the SNI is known by now) and picks the upstream. */
+static void
+conn_begin(struct conn *c)
+{
 	if (chain_open(c) == -1) {
 		conn_fail(c, "out of memory");
 		return;
 	}
-	ev_accept(c);
-	if (c->idle_ms > 0)
-		timer_arm(&c->idle, c->idle_ms);
+	if (c->passthrough)		/* TLS relayed untouched */
+		c->tapon[C2S] = c->tapon[S2C] = 0;
 	if (needs_first_bytes(c))
 		timer_arm(&c->wait, FIRST_BYTES_WAIT_MS);
 	else

@@ -47,13 +47,17 @@ static const char usage_text[] =
 "      --user=NAME          drop privileges to NAME after binding, keeping\n"
 "                           only CAP_NET_ADMIN if spoof or udp-tproxy need it\n"
 "      --print-rules        print the nft and ip rules the routes need, exit\n"
+"      --ca-cert=FILE --ca-key=FILE\n"
+"                           the CA that signs forged certificates (default:\n"
+"                           one made once in $XDG_STATE_HOME/tproxy)\n"
 "\n"
 "LISTEN:  tcp-listen:[HOST:]PORT (tcp-l)   udp-listen:[HOST:]PORT (udp-l)\n"
 "         tcp-tproxy:[HOST:]PORT   udp-tproxy:[HOST:]PORT   unix-listen:PATH\n"
 "TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   orig   echo\n"
 "Address options (after commas): reuseaddr, backlog=N, ipv6only=0|1,\n"
-"         bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO].  HOST defaults\n"
-"         to 127.0.0.1 (0.0.0.0 for *-tproxy); IPv6 as [::1].\n"
+"         bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO], tls,\n"
+"         cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, verify=0|1.\n"
+"         HOST defaults to 127.0.0.1 (0.0.0.0 for *-tproxy); IPv6 as [::1].\n"
 "\n"
 "FILTER:  log   hexdump   s/REGEX/REPLACEMENT/[gi]   drop[:REGEX]\n"
 "         answer:TEXT|@FILE[,match=REGEX]   redirect:HOST:PORT[,match=REGEX]\n"
@@ -214,6 +218,20 @@ listener_ready(void *arg, int revents)
 		conn_accept(r);
 }
 
+/* Loads certificates and keys of TLS routes; exits 1 on a failure. */
+static void
+routes_tls(void)
+{
+	char err[ERRLEN];
+	size_t i;
+
+	for (i = 0; i < nroutes; i++)
+		if (tls_route_init(&routes[i], err, sizeof(err)) == -1) {
+			diag_err("tproxy: %s: %s", routes[i].lspec, err);
+			exit(1);
+		}
+}
+
 /* Binds every route; exits 1 on the first failure (nothing listens). */
 static void
 routes_bind(void)
@@ -262,6 +280,9 @@ routes_free(void)
 		for (j = 0; j < r->ntaps; j++)
 			tap_free(&r->taps[j]);
 		free(r->taps);
+		tls_route_free(r);
+		addr_free(&r->listen);
+		addr_free(&r->target);
 	}
 	free(routes);
 	routes = NULL;
@@ -354,9 +375,10 @@ options_parse(int argc, char **argv)
 			    86400 * 365);
 			break;
 		case O_CACERT:
+			opt_ca_cert = optarg;
+			break;
 		case O_CAKEY:
-			usage_error("%s: TLS interception is not supported yet",
-			    argv[optind - 1]);
+			opt_ca_key = optarg;
 			break;
 		default:
 			if (optopt >= 256 || optopt == 0)
@@ -379,6 +401,8 @@ main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
 	options_parse(argc, argv);
+	if ((opt_ca_cert == NULL) != (opt_ca_key == NULL))
+		usage_error("--ca-cert and --ca-key go together");
 	routes_parse(argc - optind, argv + optind);
 	if (opt_print_rules) {
 		print_rules();
@@ -387,6 +411,7 @@ main(int argc, char **argv)
 	pw = user_lookup();
 	signals_setup(&waitmask);
 	nofile_raise();
+	routes_tls();
 	routes_bind();
 	if (pw != NULL)
 		priv_drop(pw);
@@ -413,6 +438,7 @@ main(int argc, char **argv)
 		    (unsigned long long)stat_bytes[C2S],
 		    (unsigned long long)stat_bytes[S2C]);
 	routes_free();
+	tls_cleanup();
 	loop_free();
 	return quit_sig ? 0 : 1;
 }

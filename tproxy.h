@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -60,6 +61,10 @@ struct addr {
 	int		 ipv6only;	/* -1 unset */
 	int		 has_bind;
 	int		 spoof;		/* connect from the client's address */
+	int		 tls;		/* TLS on this side */
+	int		 verify;	/* target: check the upstream (default 1) */
+	char		 cert[256], key[256], keylog[256];
+	void		*passthrough;	/* pcre2_code *: SNIs not intercepted */
 	uint16_t	 portmap[MAX_PORTMAP][2];
 	int		 nportmap;
 	char		 bind_host[256];
@@ -68,6 +73,7 @@ struct addr {
 
 int	 addr_parse(const char *spec, int listen_side, struct addr *a,
 	    char *err, size_t errlen) NONNULL WUNRES;
+void	 addr_free(struct addr *a) NONNULL;
 int	 addr_is_listen(enum addr_type t);
 int	 addr_is_udp(enum addr_type t);
 int	 addr_is_tproxy(enum addr_type t);
@@ -157,6 +163,9 @@ struct route {
 	struct sockname	 lname;		/* bound address */
 	struct sockname	 tname;		/* target, when numeric */
 	int		 tresolved;
+	struct ssl_ctx_st *sctx;	/* TLS toward clients */
+	struct ssl_ctx_st *cctx;	/* TLS toward the upstream */
+	FILE		*keylog;
 };
 
 /* ------------------------------------------------------------ connections */
@@ -175,11 +184,15 @@ struct side {
 	unsigned	 want_shut:1;	/* shut down writing once out drains */
 	unsigned	 splice:1;	/* reads from this side go through a pipe */
 	unsigned	 is_server:1;
+	unsigned	 hs:1;		/* TLS handshake under way */
+	short		 ssl_want;	/* POLLIN/POLLOUT that TLS waits for */
+	struct ssl_st	*ssl;
 	struct sockname	 peer;
 	struct sockname	 local;
 };
 
 enum conn_state {
+	CS_HELLO,			/* peeking at the client's TLS ClientHello */
 	CS_WAIT_BYTES,			/* waiting for client bytes to pick upstream */
 	CS_CONNECTING,
 	CS_OPEN,
@@ -201,7 +214,15 @@ struct conn {
 	struct timer	 hold[2];	/* flush bytes taps hold, per direction */
 	struct timer	 wait;		/* connect timeout, first-bytes wait */
 	struct sockname	 dst;		/* where the client meant to go */
-	const char	*sni;		/* TLS later */
+	const char	*sni;		/* from the ClientHello, when valid */
+	char		 sni_buf[256];
+	uint8_t		 hello_alpn[256];	/* the client's ALPN offer */
+	size_t		 hello_alpn_len;
+	uint8_t		 alpn[256];	/* what the upstream chose */
+	size_t		 alpn_len;
+	int		 passthrough;	/* TLS relayed untouched (by SNI) */
+	int		 tls_wait;	/* client handshake not finished */
+	int		 hello_wait;	/* ClientHello incomplete: retry later */
 	int		 echo;		/* target is echo: c2s comes back */
 	int		 udp;		/* a UDP session: a chunk is a datagram */
 	uint64_t	 idle_ms;	/* close after this long without bytes */
@@ -378,6 +399,43 @@ int	 orig_target(const struct conn *c, const struct addr *t,
 void	 priv_check(void);
 void	 priv_drop(const struct passwd *pw) NONNULL;
 void	 print_rules(void);
+
+/* ------------------------------------------------------------ hello.c */
+
+struct hello {
+	char		 sni[256];	/* "" when absent or invalid */
+	int		 sni_bad;	/* an invalid name was sent */
+	uint8_t		 alpn[256];	/* the offer, in wire format */
+	size_t		 alpn_len;
+};
+
+int	 hello_parse(const uint8_t *p, size_t n, struct hello *h) NONNULL;
+
+/* ------------------------------------------------------------ tls.c */
+
+struct x509_st;
+extern const char *opt_ca_cert, *opt_ca_key;
+
+int	 tls_route_init(struct route *r, char *err, size_t errlen) NONNULL;
+void	 tls_route_free(struct route *r) NONNULL;
+void	 tls_cleanup(void);
+const char *tls_error(void);
+int	 tls_upstream_start(struct conn *c, struct side *s,
+	    const struct addr *t, char *err, size_t errlen) NONNULL;
+int	 tls_client_start(struct conn *c, struct side *s, struct x509_st *up,
+	    char *err, size_t errlen) __attribute__((nonnull(1, 2, 4)));
+int	 tls_handshake(struct conn *c, struct side *s, char *err,
+	    size_t errlen) NONNULL;
+struct x509_st *tls_peer_cert(struct side *s) NONNULL;
+ssize_t	 tls_read(struct side *s, void *buf, size_t n, char *err,
+	    size_t errlen) NONNULL;
+ssize_t	 tls_write(struct side *s, const void *buf, size_t n, char *err,
+	    size_t errlen) NONNULL;
+int	 tls_pending(struct side *s) NONNULL;
+int	 tls_ready(struct side *s) NONNULL;
+void	 X509_free_ref(struct x509_st *x);
+void	 tls_shutdown(struct side *s) NONNULL;
+void	 tls_free(struct side *s) NONNULL;
 
 /* ------------------------------------------------------------ net.c */
 

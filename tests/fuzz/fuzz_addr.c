@@ -27,8 +27,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s[size] = '\0';
 	if (addr_parse(s, 1, &a, err, sizeof(err)) == 0)
 		addr_target_str(&a, out, sizeof(out));
+	addr_free(&a);
 	if (addr_parse(s, 0, &a, err, sizeof(err)) == 0)
 		addr_target_str(&a, out, sizeof(out));
+	addr_free(&a);
 	(void)!cidr_parse(s, &c);
 	(void)!num_parse(s, 0, 65535, &n);
 	(void)!size_parse(s, 1LL << 40, &n);

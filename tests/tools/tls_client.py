@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""tls_client.py - TLS clients, good and bad, for tests/tls.bats.
+
+usage: tls_client.py HOST PORT MODE [options]
+
+Modes:
+  get        a TLS client: handshake (with --cafile, the certificate and the
+             --sni name are checked; without, nothing is checked), print
+             "version=V alpn=P" on a line, send --send TEXT (C escapes;
+             default an HTTP/1.0 GET), then print what comes back until EOF
+             (or, with --count N, until N bytes came back)
+  split-hello  as get, but the ClientHello is written in two pieces,
+             --delay seconds apart
+  garbage    --count N connections in turn, each sending bytes that are not
+             TLS; each must be closed by the peer within --wait seconds.
+             Prints "closed N"
+  reject     --count N connections in turn, each a TLS client that trusts
+             nothing, so each handshake fails on the certificate.
+             Prints "rejected N"
+  half-hello send the first half of a ClientHello and nothing more; print
+             "closed after S" (seconds) once the peer closes
+  stall      send a whole ClientHello, read the answer, send nothing more;
+             print "closed after S" once the peer closes
+  raw-sni    send a ClientHello whose server_name is --sni-hex (any bytes,
+             NULs too), then read until the peer closes; print "closed"
+
+Options: --sni NAME, --cafile FILE, --alpn P1,P2, --version 1.2|1.3,
+--cert-out FILE (the server's certificate, PEM), --send TEXT, --count N,
+--wait SECONDS (default 20), --delay SECONDS (default 1).
+
+Exit status: 0 when the mode's expectation held, 1 otherwise (the reason on
+stderr).
+"""
+import argparse
+import socket
+import ssl
+import sys
+import time
+
+
+def unescape(s):
+    return s.encode('latin-1').decode('unicode_escape').encode('latin-1')
+
+
+def context(args):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if args.cafile:
+        ctx.load_verify_locations(args.cafile)
+        ctx.check_hostname = args.sni is not None
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if args.alpn:
+        ctx.set_alpn_protocols(args.alpn.split(','))
+    if args.version == '1.2':
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    elif args.version == '1.3':
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def connect(args):
+    s = socket.create_connection((args.host, args.port), timeout=args.wait)
+    return s
+
+
+def bio_client(args, ctx=None, sni=None):
+    ctx = ctx or context(args)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=sni if sni is not None else args.sni)
+    return obj, inc, out
+
+
+def first_flight(obj, out):
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def pump(sock, obj, inc, out, op):
+    """Run op() on the SSLObject, moving bytes between it and the socket,
+    until it no longer wants to read; returns op's result."""
+    while True:
+        try:
+            r = op()
+            data = out.read()
+            if data:
+                sock.sendall(data)
+            return r
+        except ssl.SSLWantReadError:
+            data = out.read()
+            if data:
+                sock.sendall(data)
+            got = sock.recv(65536)
+            if not got:
+                inc.write_eof()
+            else:
+                inc.write(got)
+
+
+def wait_closed(sock, wait):
+    """Seconds until the peer closed (EOF or reset), None if it did not
+    within wait seconds."""
+    t0 = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - t0 < wait:
+        try:
+            if not sock.recv(65536):
+                return time.monotonic() - t0
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.monotonic() - t0
+    return None
+
+
+def report(obj_or_sock, args):
+    print('version=%s alpn=%s' % (obj_or_sock.version(),
+                                  obj_or_sock.selected_alpn_protocol() or '-'), flush=True)
+    if args.cert_out:
+        der = obj_or_sock.getpeercert(binary_form=True)
+        with open(args.cert_out, 'w') as f:
+            f.write(ssl.DER_cert_to_PEM_cert(der))
+
+
+def request(args):
+    if args.send is not None:
+        return unescape(args.send)
+    return b'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' % (args.sni or args.host).encode()
+
+
+def mode_get(args):
+    s = connect(args)
+    t = context(args).wrap_socket(s, server_hostname=args.sni)
+    report(t, args)
+    t.sendall(request(args))
+    got = b''
+    while args.count is None or len(got) < args.count:
+        try:
+            chunk = t.recv(65536)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+        if not chunk:
+            break
+        got += chunk
+    sys.stdout.buffer.write(got)
+    sys.stdout.flush()
+    t.close()
+    return 0
+
+
+def mode_split_hello(args):
+    s = connect(args)
+    obj, inc, out = bio_client(args)
+    hello = first_flight(obj, out)
+    half = len(hello) // 2
+    s.sendall(hello[:half])
+    time.sleep(args.delay)
+    s.sendall(hello[half:])
+    pump(s, obj, inc, out, obj.do_handshake)
+    report(obj, args)
+    pump(s, obj, inc, out, lambda: obj.write(request(args)))
+    got = b''
+    while True:
+        try:
+            chunk = pump(s, obj, inc, out, lambda: obj.read(65536))
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+        if not chunk:
+            break
+        got += chunk
+    sys.stdout.buffer.write(got)
+    s.close()
+    return 0
+
+
+def mode_garbage(args):
+    n = args.count or 1
+    junk = b'\x00\x01this is not a TLS ClientHello\r\n' + bytes(range(256)) * 2
+    for i in range(n):
+        s = connect(args)
+        try:
+            s.sendall(junk)
+        except OSError:
+            pass  # already closed: that is fine
+        if wait_closed(s, args.wait) is None:
+            print('connection %d of %d was not closed within %gs' % (i + 1, n, args.wait),
+                  file=sys.stderr)
+            return 1
+        s.close()
+    print('closed %d' % n)
+    return 0
+
+
+def mode_reject(args):
+    n = args.count or 1
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)   # trusts no CA at all
+    for i in range(n):
+        s = connect(args)
+        try:
+            t = ctx.wrap_socket(s, server_hostname=args.sni or 'upstream.test')
+        except ssl.SSLCertVerificationError:
+            s.close()
+            continue
+        except (ssl.SSLError, OSError) as e:
+            print('connection %d of %d: not a certificate failure: %r' % (i + 1, n, e),
+                  file=sys.stderr)
+            return 1
+        print('connection %d of %d: the handshake succeeded' % (i + 1, n), file=sys.stderr)
+        t.close()
+        return 1
+    print('rejected %d' % n)
+    return 0
+
+
+def mode_half_hello(args):
+    s = connect(args)
+    obj, _, out = bio_client(args)
+    hello = first_flight(obj, out)
+    s.sendall(hello[:len(hello) // 2])
+    el = wait_closed(s, args.wait)
+    if el is None:
+        print('not closed within %gs' % args.wait, file=sys.stderr)
+        return 1
+    print('closed after %.1f' % el)
+    return 0
+
+
+def mode_stall(args):
+    s = connect(args)
+    obj, _, out = bio_client(args)
+    s.sendall(first_flight(obj, out))
+    el = wait_closed(s, args.wait)
+    if el is None:
+        print('not closed within %gs' % args.wait, file=sys.stderr)
+        return 1
+    print('closed after %.1f' % el)
+    return 0
+
+
+def mode_raw_sni(args):
+    name = bytes.fromhex(args.sni_hex)
+    placeholder = b'q' * (len(name) - 5) + b'.test' if len(name) > 5 else b'q' * len(name)
+    obj, _, out = bio_client(args, sni=placeholder.decode())
+    hello = first_flight(obj, out)
+    at = hello.find(placeholder)
+    if at < 0:
+        print('placeholder not found in the ClientHello', file=sys.stderr)
+        return 1
+    hello = hello[:at] + name + hello[at + len(name):]
+    s = connect(args)
+    s.sendall(hello)
+    if wait_closed(s, args.wait) is None:
+        print('not closed within %gs' % args.wait, file=sys.stderr)
+        return 1
+    print('closed')
+    return 0
+
+
+MODES = {
+    'get': mode_get,
+    'split-hello': mode_split_hello,
+    'garbage': mode_garbage,
+    'reject': mode_reject,
+    'half-hello': mode_half_hello,
+    'stall': mode_stall,
+    'raw-sni': mode_raw_sni,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('host')
+    ap.add_argument('port', type=int)
+    ap.add_argument('mode', choices=sorted(MODES))
+    ap.add_argument('--sni')
+    ap.add_argument('--sni-hex')
+    ap.add_argument('--cafile')
+    ap.add_argument('--alpn')
+    ap.add_argument('--version', choices=('1.2', '1.3'))
+    ap.add_argument('--cert-out')
+    ap.add_argument('--send')
+    ap.add_argument('--count', type=int)
+    ap.add_argument('--wait', type=float, default=20.0)
+    ap.add_argument('--delay', type=float, default=1.0)
+    args = ap.parse_args()
+    try:
+        return MODES[args.mode](args)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        print('%s: %s: %r' % (args.mode, type(e).__name__, e), file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
