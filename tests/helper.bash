@@ -4,6 +4,8 @@
 # tree; `make check` runs the suites a second time with the ASan+UBSan build).
 # Every process a test starts is recorded and killed in teardown.
 
+# Variables set here are read by the suites that load this file.
+# shellcheck disable=SC2034
 TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 TPROXY=${TPROXY:-$TOP/tproxy}
 TOOLS=$TOP/tests/tools
