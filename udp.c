@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@
 
 #include "tproxy.h"
 
-#define UDP_BATCH	16
+#define UDP_BATCH	64
 #define UDP_SLOT	65536		/* > the largest UDP payload (65527) */
 #define UDP_BATCHES	4		/* batches per wake-up, for fairness */
 #define UDP_BUFSZ	(4 * 1024 * 1024)
@@ -120,11 +121,69 @@ drop_note(const struct route *r, const struct sockname *peer,
 	    why);
 }
 
+static int	 gso_broken;	/* the kernel refused UDP_SEGMENT once */
+
+/*
+ * Sends the whole queue as one GSO datagram train (UDP_SEGMENT): the
+ * kernel cuts it into datagrams of the first one's size.  Possible when
+ * every datagram goes to the same place and all but the last have that
+ * size.  Returns 1 when sent, 0 when not possible (send them one by one).
+ */
+static int
+outq_gso(void)
+{
+	union {
+		char		 buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr	 align;
+	} u;
+	struct msghdr h;
+	struct cmsghdr *cm;
+	size_t seg = outq.v[0].iov_len, total = 0;
+	uint16_t seg16;
+	int i;
+
+	if (gso_broken || outq.n < 2 || seg == 0)
+		return 0;
+	for (i = 0; i < outq.n; i++) {
+		if (outq.m[i].msg_hdr.msg_name != outq.m[0].msg_hdr.msg_name ||
+		    outq.v[i].iov_len > seg || (i < outq.n - 1 &&
+		    outq.v[i].iov_len != seg) || outq.v[i].iov_len == 0)
+			return 0;
+		total += outq.v[i].iov_len;
+	}
+	if (total > 65000)
+		return 0;
+	memset(&h, 0, sizeof(h));
+	h.msg_name = outq.m[0].msg_hdr.msg_name;
+	h.msg_namelen = outq.m[0].msg_hdr.msg_namelen;
+	h.msg_iov = outq.v;
+	h.msg_iovlen = (size_t)outq.n;
+	h.msg_control = u.buf;
+	h.msg_controllen = sizeof(u.buf);
+	cm = CMSG_FIRSTHDR(&h);
+	cm->cmsg_level = SOL_UDP;
+	cm->cmsg_type = UDP_SEGMENT;
+	cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	seg16 = (uint16_t)seg;
+	memcpy(CMSG_DATA(cm), &seg16, sizeof(seg16));
+	if (sendmsg(outq.fd, &h, 0) >= 0)
+		return 1;
+	if (errno == EINVAL || errno == EIO || errno == ENOPROTOOPT ||
+	    errno == EOPNOTSUPP)
+		gso_broken = 1;		/* one by one from now on */
+	return 0;
+}
+
 /* Sends what is queued; a datagram the kernel refuses is dropped. */
 static void
 outq_flush(void)
 {
 	int off = 0, k;
+
+	if (outq_gso()) {
+		outq.n = 0;
+		return;
+	}
 
 	while (off < outq.n) {
 		k = sendmmsg(outq.fd, outq.m + off, (unsigned)(outq.n - off), 0);
