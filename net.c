@@ -89,8 +89,13 @@ net_transparent(int fd, int family, char *err, size_t errlen)
 
 	if (setsockopt(fd, family == AF_INET6 ? SOL_IPV6 : SOL_IP,
 	    family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one,
-	    sizeof(one)) == 0)
+	    sizeof(one)) == 0) {
+		/* dual-stack: IPv4 traffic on an IPv6 socket needs both */
+		if (family == AF_INET6)
+			(void)setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one,
+			    sizeof(one));
 		return 0;
+	}
 	if (errno == EPERM)
 		snprintf(err, errlen, "IP_TRANSPARENT: %s: needs CAP_NET_ADMIN "
 		    "(run as root, or: setcap cap_net_admin+ep tproxy)",
@@ -183,10 +188,11 @@ net_listen(struct route *r, char *err, size_t errlen)
 			close(fd);
 			return -1;
 		}
-		if (a->type == A_UDP_TPROXY && setsockopt(fd,
-		    sn.ss.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP,
-		    sn.ss.ss_family == AF_INET6 ? IPV6_RECVORIGDSTADDR :
-		    IP_RECVORIGDSTADDR, &one, sizeof(one)) == -1)
+		/* a dual-stack socket gets IPv4 datagrams too: ask for both */
+		if (a->type == A_UDP_TPROXY && (setsockopt(fd, SOL_IP,
+		    IP_RECVORIGDSTADDR, &one, sizeof(one)) == -1 ||
+		    (sn.ss.ss_family == AF_INET6 && setsockopt(fd, SOL_IPV6,
+		    IPV6_RECVORIGDSTADDR, &one, sizeof(one)) == -1)))
 			goto fail;
 		if (sn.ss.ss_family == AF_INET6 && a->ipv6only >= 0 &&
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &a->ipv6only,

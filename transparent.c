@@ -136,16 +136,29 @@ priv_check(void)
 	}
 }
 
+/* Returns 1 if a route binds reply sockets to original destinations. */
+static int
+needs_bind_service(void)
+{
+	size_t i;
+
+	for (i = 0; i < nroutes; i++)
+		if (routes[i].listen.type == A_UDP_TPROXY)
+			return 1;
+	return 0;
+}
+
 /*
  * Switches to the user (after binding) and keeps CAP_NET_ADMIN only when a
- * route needs it after start-up; no capability otherwise.  Exits 1 on
- * failure.
+ * route needs it after start-up (spoof, udp-tproxy), and CAP_NET_BIND_SERVICE
+ * when udp-tproxy replies from a port below 1024; no capability otherwise.
+ * Exits 1 on failure.
  */
 void
 priv_drop(const struct passwd *pw)
 {
-	cap_value_t netadmin = CAP_NET_ADMIN;
-	int keep = needs_netadmin();
+	cap_value_t keepcaps[2] = { CAP_NET_ADMIN, CAP_NET_BIND_SERVICE };
+	int keep = needs_netadmin(), nkeep = needs_bind_service() ? 2 : 1;
 	cap_t caps;
 
 	if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
@@ -155,9 +168,9 @@ priv_drop(const struct passwd *pw)
 		goto fail;
 	if ((caps = cap_init()) == NULL)
 		goto fail;
-	if (keep && (cap_set_flag(caps, CAP_PERMITTED, 1, &netadmin,
-	    CAP_SET) == -1 || cap_set_flag(caps, CAP_EFFECTIVE, 1, &netadmin,
-	    CAP_SET) == -1)) {
+	if (keep && (cap_set_flag(caps, CAP_PERMITTED, nkeep, keepcaps,
+	    CAP_SET) == -1 || cap_set_flag(caps, CAP_EFFECTIVE, nkeep,
+	    keepcaps, CAP_SET) == -1)) {
 		cap_free(caps);
 		goto fail;
 	}

@@ -271,6 +271,28 @@ orig_dst(int i, struct sockname *dst)
 	return -1;
 }
 
+/*
+ * An IPv4 datagram on a dual-stack socket comes from ::ffff:a.b.c.d but
+ * with an IPv4 original destination: speak IPv4 to both.
+ */
+static void
+unmap_v4(struct sockname *peer, const struct sockname *dst)
+{
+	struct sockaddr_in6 s6;
+	struct sockaddr_in *s4 = (void *)&peer->ss;
+
+	if (peer->ss.ss_family != AF_INET6 || dst->ss.ss_family != AF_INET)
+		return;
+	memcpy(&s6, &peer->ss, sizeof(s6));
+	if (!IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr))
+		return;
+	memset(peer, 0, sizeof(*peer));
+	s4->sin_family = AF_INET;
+	s4->sin_port = s6.sin6_port;
+	memcpy(&s4->sin_addr, s6.sin6_addr.s6_addr + 12, 4);
+	peer->len = sizeof(*s4);
+}
+
 /* Runs one datagram from the client through the session's chain. */
 static void
 session_c2s(struct conn *c, const uint8_t *p, size_t n)
@@ -351,6 +373,8 @@ udp_listen_ready(struct route *r)
 				drop_note(r, &peer, "no original destination");
 				continue;
 			}
+			if (tp)
+				unmap_v4(&peer, &dst);
 			c = session_find(r, &peer, &dst);
 			if (c == NULL) {
 				if (!conn_room()) {
