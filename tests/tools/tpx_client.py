@@ -18,7 +18,14 @@ usage:
       N times (default 1000): connects and expects the connection to be
       closed (FIN or RST, or refused) at once, without a byte.  Prints
       "closed=N data=N open=N max_ms=M" and exits 0 only if all N were
-      closed within S seconds (default 2) without data.
+      closed within S seconds (default 2) without data; it gives up at the
+      first connection that sends data or stays open.
+
+  tpx_client.py udp-noreply [--count N] [--timeout S] HOST:PORT
+      Sends one datagram from each of N (default 1000) fresh sockets, 100
+      sockets open at a time, and listens S seconds (default 1) after each
+      hundred for replies.  Prints "sent=N replies=K" and exits 0 only if no
+      reply came.
 
 Addresses are HOST:PORT, IPv6 as [HOST]:PORT, on input and output.
 """
@@ -128,27 +135,59 @@ def do_refused(o):
                 closed += 1
         except socket.timeout:
             still_open += 1
+            print('connection %d still open after %g s: giving up'
+                  % (closed + data + still_open, o.timeout), file=sys.stderr)
+            break
         except OSError:
             closed += 1             # refused or reset: closed all the same
         max_ms = max(max_ms, (time.monotonic() - t0) * 1000)
         s.close()
+        if data:
+            break
     print('closed=%d data=%d open=%d max_ms=%d' % (closed, data, still_open,
                                                    max_ms))
     if closed != o.count:
         sys.exit(1)
 
 
+def do_udp_noreply(o):
+    fam, dest = parse(o.dest[0])
+    sent = replies = 0
+    while sent < o.count:
+        socks = []
+        for _ in range(min(100, o.count - sent)):
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            s.sendto(o.msg.encode(), dest)
+            socks.append(s)
+            sent += 1
+        deadline = time.monotonic() + o.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select(socks, [], [], left)
+            for s in r:
+                s.recvfrom(65535)
+                replies += 1
+        for s in socks:
+            s.close()
+    print('sent=%d replies=%d' % (sent, replies))
+    if replies:
+        sys.exit(1)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('mode', choices=['tcp', 'udp', 'refused'])
+    ap.add_argument('mode', choices=['tcp', 'udp', 'refused', 'udp-noreply'])
     ap.add_argument('dest', nargs='+')
     ap.add_argument('--msg', default='hello')
     ap.add_argument('--timeout', type=float)
     ap.add_argument('--count', type=int, default=1000)
     o = ap.parse_args()
     if o.timeout is None:
-        o.timeout = 2.0 if o.mode == 'refused' else 5.0
-    {'tcp': do_tcp, 'udp': do_udp, 'refused': do_refused}[o.mode](o)
+        o.timeout = {'refused': 2.0, 'udp-noreply': 1.0}.get(o.mode, 5.0)
+    {'tcp': do_tcp, 'udp': do_udp, 'refused': do_refused,
+     'udp-noreply': do_udp_noreply}[o.mode](o)
 
 
 if __name__ == '__main__':
