@@ -993,9 +993,8 @@ conn_create(struct route *r, int fd, const struct sockname *peer)
 void
 conn_start(struct conn *c)
 {
-	char err[ERRLEN];
-
 	const struct addr *l = &c->route->listen;
+	char err[ERRLEN];
 
 	ev_accept(c);
 	if (c->route->target.type == A_ORIG && l->type == A_TCP_LISTEN &&
@@ -1006,19 +1005,15 @@ conn_start(struct conn *c)
 	if (c->idle_ms > 0)
 		timer_arm(&c->idle, c->idle_ms);
 	if (l->tls) {
+		/*
+		 * The SNI first: it picks passthrough and the upstream's name;
+		 * the client's handshake goes on once the upstream's is done.
+		 */
 		c->tls_wait = 1;
 		timer_arm(&c->wait, HANDSHAKE_TIMEOUT_MS);
-		if (l->cert[0] == '\0' || l->passthrough != NULL) {
-			/* the SNI first: it picks the upstream's name */
-			c->state = CS_HELLO;
-			conn_update(c);
-			return;
-		}
-		if (tls_client_start(c, CLIENT(c), NULL, err,
-		    sizeof(err)) == -1) {
-			conn_fail(c, err);
-			return;
-		}
+		c->state = CS_HELLO;
+		conn_update(c);
+		return;
 	}
 	conn_begin(c);
 }

@@ -448,7 +448,9 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 			}
 		}
 	}
-	if (r->target.tls || (r->listen.tls && r->listen.cert[0] == '\0')) {
+	/* a CA to forge with, and to trust; made only when forging */
+	if ((r->listen.tls && r->listen.cert[0] == '\0') ||
+	    (r->target.tls && opt_ca_cert != NULL)) {
 		if (!ca_ready && (ca_load(err, errlen) == -1 ||
 		    (leaf_key = key_new()) == NULL)) {
 			if (leaf_key == NULL && ca_cert != NULL)
@@ -469,8 +471,9 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		if (r->target.verify) {
 			/* the system store, and our own CA */
 			SSL_CTX_set_default_verify_paths(r->cctx);
-			X509_STORE_add_cert(SSL_CTX_get_cert_store(r->cctx),
-			    ca_cert);
+			if (ca_cert != NULL)
+				X509_STORE_add_cert(SSL_CTX_get_cert_store(
+				    r->cctx), ca_cert);
 			SSL_CTX_set_verify(r->cctx, SSL_VERIFY_PEER, NULL);
 		}
 	}

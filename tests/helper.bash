@@ -56,13 +56,14 @@ bg() {
 # $T/tproxy.err, wait until every route listens.  Sets TP_PID, and PORT (the
 # first route's port), PORTS (all of them).  Fails if tproxy exits.
 start_tproxy() {
-	local routes=1 a i
+	local routes=1 a i n
 	for a in "$@"; do [ "$a" = + ] && routes=$((routes + 1)); done
 	"$TPROXY" "$@" >"$T/tproxy.out" 2>"$T/tproxy.err" &
 	TP_PID=$!
 	PIDS+=("$TP_PID")
 	for ((i = 0; i < 200; i++)); do
-		if [ "$(grep -c '^tproxy: listening on' "$T/tproxy.err" 2>/dev/null || echo 0)" -ge "$routes" ]; then
+		n=$(grep -c '^tproxy: listening on' "$T/tproxy.err" 2>/dev/null || true)
+		if [ "${n:-0}" -ge "$routes" ]; then
 			PORTS=$(sed -n 's/^tproxy: listening on [a-z]* .*:\([0-9]*\) -> .*/\1/p' "$T/tproxy.err")
 			PORT=$(echo "$PORTS" | head -n 1)
 			return 0

@@ -9,6 +9,10 @@ Modes:
              "version=V alpn=P" on a line, send --send TEXT (C escapes;
              default an HTTP/1.0 GET), then print what comes back until EOF
              (or, with --count N, until N bytes came back)
+             (--pause S: wait S seconds after the handshake before sending)
+  bulk       a TLS client that sends --count random bytes to an echoing
+             upstream while reading the echo, and checks the echo is the
+             same bytes; prints "echoed N"
   split-hello  as get, but the ClientHello is written in two pieces,
              --delay seconds apart
   garbage    --count N connections in turn, each sending bytes that are not
@@ -17,24 +21,35 @@ Modes:
   reject     --count N connections in turn, each a TLS client that trusts
              nothing, so each handshake fails on the certificate.
              Prints "rejected N"
+  fail       --count N connections in turn, each a TLS client (checking
+             nothing) whose handshake must fail some way or other: closed,
+             reset or alerted by the peer.  Prints "failed N"
+  hello-close  --count N connections in turn, each sending a whole
+             ClientHello and closing at once (with --rst, by a reset).
+             Prints "sent N"
   half-hello send the first half of a ClientHello and nothing more; print
              "closed after S" (seconds) once the peer closes
   stall      send a whole ClientHello, read the answer, send nothing more;
              print "closed after S" once the peer closes
   raw-sni    send a ClientHello whose server_name is --sni-hex (any bytes,
-             NULs too), then read until the peer closes; print "closed"
+             NULs too), and wait for the peer's first answer: print
+             "answered" (it sent bytes) or "closed" (it closed)
 
 Options: --sni NAME, --cafile FILE, --alpn P1,P2, --version 1.2|1.3,
 --cert-out FILE (the server's certificate, PEM), --send TEXT, --count N,
---wait SECONDS (default 20), --delay SECONDS (default 1).
+--wait SECONDS (default 20), --delay SECONDS (default 1), --pause SECONDS,
+--rst.
 
 Exit status: 0 when the mode's expectation held, 1 otherwise (the reason on
 stderr).
 """
 import argparse
+import os
 import socket
 import ssl
+import struct
 import sys
+import threading
 import time
 
 
@@ -135,6 +150,8 @@ def mode_get(args):
     s = connect(args)
     t = context(args).wrap_socket(s, server_hostname=args.sni)
     report(t, args)
+    if args.pause:
+        time.sleep(args.pause)
     t.sendall(request(args))
     got = b''
     while args.count is None or len(got) < args.count:
@@ -147,6 +164,42 @@ def mode_get(args):
         got += chunk
     sys.stdout.buffer.write(got)
     sys.stdout.flush()
+    t.close()
+    return 0
+
+
+def mode_bulk(args):
+    n = args.count or 1048576
+    data = os.urandom(n)
+    s = connect(args)
+    t = context(args).wrap_socket(s, server_hostname=args.sni)
+    got = []
+    err = []
+
+    def reader():
+        have = 0
+        try:
+            while have < n:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                got.append(chunk)
+                have += len(chunk)
+        except (OSError, ssl.SSLError) as e:
+            err.append(e)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    view = memoryview(data)
+    for i in range(0, n, 16384):
+        t.sendall(view[i:i + 16384])
+    th.join(args.wait)
+    back = b''.join(got)
+    if back != data:
+        print('echo differs: sent %d bytes, got %d back%s' % (
+            n, len(back), ' (%r)' % err[0] if err else ''), file=sys.stderr)
+        return 1
+    print('echoed %d' % n)
     t.close()
     return 0
 
@@ -215,6 +268,36 @@ def mode_reject(args):
     return 0
 
 
+def mode_fail(args):
+    n = args.count or 1
+    for i in range(n):
+        s = connect(args)
+        try:
+            t = context(args).wrap_socket(s, server_hostname=args.sni)
+        except (ssl.SSLError, OSError):
+            s.close()
+            continue
+        print('connection %d of %d: the handshake succeeded' % (i + 1, n), file=sys.stderr)
+        t.close()
+        return 1
+    print('failed %d' % n)
+    return 0
+
+
+def mode_hello_close(args):
+    n = args.count or 1
+    obj, _, out = bio_client(args)
+    hello = first_flight(obj, out)
+    for _ in range(n):
+        s = connect(args)
+        s.sendall(hello)
+        if args.rst:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        s.close()
+    print('sent %d' % n)
+    return 0
+
+
 def mode_half_hello(args):
     s = connect(args)
     obj, _, out = bio_client(args)
@@ -252,18 +335,26 @@ def mode_raw_sni(args):
     hello = hello[:at] + name + hello[at + len(name):]
     s = connect(args)
     s.sendall(hello)
-    if wait_closed(s, args.wait) is None:
-        print('not closed within %gs' % args.wait, file=sys.stderr)
+    s.settimeout(args.wait)
+    try:
+        got = s.recv(65536)
+    except socket.timeout:
+        print('no answer within %gs' % args.wait, file=sys.stderr)
         return 1
-    print('closed')
+    except OSError:
+        got = b''
+    print('answered' if got else 'closed')
     return 0
 
 
 MODES = {
     'get': mode_get,
+    'bulk': mode_bulk,
     'split-hello': mode_split_hello,
     'garbage': mode_garbage,
     'reject': mode_reject,
+    'fail': mode_fail,
+    'hello-close': mode_hello_close,
     'half-hello': mode_half_hello,
     'stall': mode_stall,
     'raw-sni': mode_raw_sni,
@@ -285,6 +376,8 @@ def main():
     ap.add_argument('--count', type=int)
     ap.add_argument('--wait', type=float, default=20.0)
     ap.add_argument('--delay', type=float, default=1.0)
+    ap.add_argument('--pause', type=float, default=0.0)
+    ap.add_argument('--rst', action='store_true')
     args = ap.parse_args()
     try:
         return MODES[args.mode](args)
