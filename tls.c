@@ -428,6 +428,8 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		if (r->sctx == NULL)
 			goto ssl_fail;
 		SSL_CTX_set_min_proto_version(r->sctx, TLS1_2_VERSION);
+		/* a peer that closes without close_notify just ends its stream */
+		SSL_CTX_set_options(r->sctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 		SSL_CTX_set_mode(r->sctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		SSL_CTX_set_alpn_select_cb(r->sctx, alpn_cb, NULL);
@@ -465,6 +467,7 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		if (r->cctx == NULL)
 			goto ssl_fail;
 		SSL_CTX_set_min_proto_version(r->cctx, TLS1_2_VERSION);
+		SSL_CTX_set_options(r->cctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 		SSL_CTX_set_mode(r->cctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		ctx_keylog(r->cctx, keylog);

@@ -1,7 +1,8 @@
 /*
  * load.c - load generator and test servers for tests/bench/run.sh.
  *
- * Build: gcc -O2 -Wall -Wextra -Werror -o load load.c -lpthread
+ * Build: gcc -O2 -Wall -Wextra -Werror -o load load.c -lpthread -lssl -lcrypto
+ *        (or with -DLOAD_NO_TLS and without the OpenSSL libraries: no tls-* modes)
  *
  * Servers (run until SIGTERM/SIGINT or -L seconds):
  *   load echo -p PORT           TCP echo + UDP echo on 127.0.0.1:PORT (epoll)
@@ -10,6 +11,11 @@
  *                               everything, 'o' send data only (source), 'd'
  *                               both, 'c' echo and close right after echoing
  *                               a '\n' (so the server closes first).
+ *   load tls-serve -p PORT -C CERT -K KEY
+ *                               TLS server, one thread per connection; the first
+ *                               plaintext byte picks the role: 'c' as above
+ *                               (echo up to '\n', close_notify, close), else
+ *                               discard.  No session cache (full handshakes).
  * Clients (each bounded by a count and by wall time, -L, default 60 s):
  *   load bulk        -p P [-n STREAMS=1] [-d SECS=2] [-W WARM=0.5]
  *   load bulk-rev    -p P ...    same, data flows server -> client
@@ -19,6 +25,11 @@
  *   load conc        -p P [-c 5000] [-k 8] [-t MS=3000] [-H HOLD=60]
  *   load udp-rr      -p P [-n 10000] [-s 64] [-t MS=200]
  *   load udp-burst   -p P [-n 100000] [-s 64]
+ *   load tls-hs      -p P [-w THREADS=8] [-d SECS=2] [-s 64] [-n MAX] -A CAFILE [-N NAME=bench.test]
+ *                    each cycle: connect, full handshake (no resumption, peer
+ *                    verified against CAFILE and NAME), 'c' echo, server closes
+ *   load tls-bulk    -p P [-n STREAMS=1] [-d SECS=2] [-W WARM=0.5] -A CAFILE [-N NAME]
+ *                    client -> server over TLS (P: a tls-serve server or a proxy)
  * Helpers for the script:
  *   load mem PID      procs=N rss_kib=SUM pss_kib=SUM over PID and its descendants
  *   load pids PID     PID and its descendants, children before parents
@@ -47,6 +58,11 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#ifndef LOAD_NO_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
 
 /* ------------------------------------------------------------- options */
 static const char *opt_addr = "127.0.0.1";
@@ -61,6 +77,10 @@ static int opt_s = 64;           /* message size */
 static int opt_t = -1;           /* timeout, ms */
 static double opt_hold = 60;     /* conc: hold time */
 static double opt_limit = -1;    /* overall wall-time limit, s */
+static const char *opt_cert;     /* tls-serve: certificate (chain) file */
+static const char *opt_key;      /* tls-serve: its key */
+static const char *opt_ca;       /* tls clients: trusted certificates */
+static const char *opt_name = "bench.test";   /* tls clients: SNI and expected host name */
 static struct sockaddr_in target;
 
 static volatile sig_atomic_t got_signal;
@@ -441,6 +461,7 @@ struct bstream {
     int has_tx, has_rx;
     long long sent, rcvd;       /* updated with __atomic by the stream's threads */
     int err;
+    void *ssl;                  /* tls-bulk: the stream's SSL */
 };
 
 static volatile int bulk_stop;
@@ -898,6 +919,401 @@ static int mode_udp_burst(void)
     return 0;
 }
 
+/* ================================================================= tls */
+#ifndef LOAD_NO_TLS
+/* The TLS server (tls-serve) runs one thread per connection with blocking
+ * OpenSSL I/O; the first byte of plaintext picks the role as in the sink
+ * server: 'c' echo everything up to a '\n', then close_notify and close (the
+ * server closes first, see connrate), anything else discard until EOF.  No
+ * session cache on either side, so every handshake is a full one; the server
+ * still sends OpenSSL's default two TLS 1.3 tickets (the client drops them),
+ * like most servers.  Without them the server sends nothing after the
+ * client's Finished, its ACK is delayed (40 ms), and a proxy that writes
+ * Finished and the request separately without TCP_NODELAY (sslsplit) waits
+ * that long on every connection. */
+static SSL_CTX *tls_sctx;
+static int tls_nthreads;                        /* __atomic */
+static long long tls_acc, tls_hs_ok, tls_hs_fail, tls_in; /* __atomic */
+
+/* OpenSSL's or the system's reason for the last failure, without spaces */
+static const char *tls_err(SSL *ssl, int ret)
+{
+    static __thread char b[200];
+    int se = ssl ? SSL_get_error(ssl, ret) : SSL_ERROR_SSL;
+    int e = errno;
+    unsigned long q = ERR_peek_error();
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (vr != X509_V_OK) snprintf(b, sizeof b, "verify:%s", X509_verify_cert_error_string(vr));
+    else if (q) ERR_error_string_n(q, b, sizeof b);
+    else if (se == SSL_ERROR_SYSCALL) snprintf(b, sizeof b, "syscall:%s", e ? strerror(e) : "eof");
+    else snprintf(b, sizeof b, "ssl_error_%d", se);
+    ERR_clear_error();
+    for (char *p = b; *p; p++)
+        if (isspace((unsigned char)*p) || *p == '=') *p = '_';
+    return b;
+}
+
+static void *tls_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char *buf = xmalloc(64 * 1024), *line = xmalloc(64 * 1024);
+    size_t llen = 0;
+    char role = 0;
+    sock_timeout(fd, 10000);
+    SSL *ssl = SSL_new(tls_sctx);
+    if (ssl && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1) {
+        __atomic_add_fetch(&tls_hs_ok, 1, __ATOMIC_RELAXED);
+        /* bounded by 1 TiB, by the signal, and by the client's EOF or the 10 s timeout */
+        for (long long got = 0; got < (1LL << 40) && !got_signal;) {
+            int r = SSL_read(ssl, buf, 64 * 1024);
+            if (r <= 0) break;
+            got += r;
+            __atomic_add_fetch(&tls_in, r, __ATOMIC_RELAXED);
+            if (!role) role = buf[0] == 'c' ? 'c' : 's';
+            if (role != 'c') continue;
+            size_t n = (size_t)r < 64 * 1024 - llen ? (size_t)r : 64 * 1024 - llen;
+            memcpy(line + llen, buf, n);
+            llen += n;
+            if (memchr(buf, '\n', (size_t)r) || llen == 64 * 1024) {
+                if (SSL_write(ssl, line, (int)llen) == (int)llen) (void)SSL_shutdown(ssl);
+                break;
+            }
+        }
+        /* answer the client's close_notify with ours ('c' sent it already) */
+        if (role != 'c' && (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) (void)SSL_shutdown(ssl);
+    } else {
+        __atomic_add_fetch(&tls_hs_fail, 1, __ATOMIC_RELAXED);
+    }
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+    free(buf);
+    free(line);
+    __atomic_sub_fetch(&tls_nthreads, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static int mode_tls_serve(void)
+{
+    double life = opt_limit > 0 ? opt_limit : 3600;
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    nofile_max();
+    if (!opt_cert || !opt_key) { fprintf(stderr, "load: tls-serve needs -C CERT -K KEY\n"); return 2; }
+    tls_sctx = SSL_CTX_new(TLS_server_method());
+    if (!tls_sctx || SSL_CTX_use_certificate_chain_file(tls_sctx, opt_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls_sctx, opt_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(tls_sctx) != 1) {
+        fprintf(stderr, "load: tls-serve: %s\n", tls_err(NULL, 0));
+        return 1;
+    }
+    SSL_CTX_set_session_cache_mode(tls_sctx, SSL_SESS_CACHE_OFF);
+
+    int one = 1;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0) { perror("load: socket"); return 1; }
+    (void)setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(lfd, (struct sockaddr *)&target, sizeof target) < 0 || listen(lfd, 4096) < 0) {
+        fprintf(stderr, "load: tcp %s:%d: %s\n", opt_addr, opt_port, strerror(errno));
+        return 1;
+    }
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 256 * 1024);
+    fprintf(stderr, "load: tls server on %s:%d\n", opt_addr, opt_port);
+    double end = now() + life;
+    long refused = 0;
+    while (!got_signal && now() < end) {
+        struct pollfd p = { .fd = lfd, .events = POLLIN };
+        if (poll(&p, 1, 500) <= 0) continue;
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        nodelay(fd);
+        pthread_t th;
+        /* at most 1000 connections at once: a runaway client cannot exhaust the machine */
+        if (__atomic_add_fetch(&tls_nthreads, 1, __ATOMIC_RELAXED) > 1000 ||
+            pthread_create(&th, &at, tls_conn, (void *)(intptr_t)fd)) {
+            __atomic_sub_fetch(&tls_nthreads, 1, __ATOMIC_RELAXED);
+            close(fd);
+            refused++;
+            continue;
+        }
+        tls_acc++;
+    }
+    /* let running connections notice the signal (their reads time out in 10 s at most) */
+    for (int i = 0; i < 110 && __atomic_load_n(&tls_nthreads, __ATOMIC_RELAXED) > 0; i++) usleep(100000);
+    printf("mode=tls-serve conns=%lld handshakes=%lld handshake_failures=%lld refused=%ld bytes_in=%lld\n",
+           tls_acc, tls_hs_ok, tls_hs_fail, refused, tls_in);
+    return 0;
+}
+
+/* client side: full handshakes only (no session cache), the peer verified
+ * against -A (the upstream's CA and the proxies' CA) and -N as host name */
+static SSL_CTX *tls_cctx;
+
+static int tls_client_ctx(void)
+{
+    tls_cctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_cctx) return -1;
+    SSL_CTX_set_session_cache_mode(tls_cctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(tls_cctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(tls_cctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (opt_ca) {
+        if (SSL_CTX_load_verify_locations(tls_cctx, opt_ca, NULL) != 1) return -1;
+        SSL_CTX_set_verify(tls_cctx, SSL_VERIFY_PEER, NULL);
+    }
+    return 0;
+}
+
+/* what the first successful handshake saw: protocol, cipher, group, and the
+ * certificate (issuer CN, key, SHA-256), so that run.sh can tell a forged
+ * certificate from the upstream's */
+static pthread_mutex_t tls_info_mu = PTHREAD_MUTEX_INITIALIZER;
+static char tls_info[640] = "proto=na";
+
+static void word(char *s)
+{
+    for (; *s; s++)
+        if (isspace((unsigned char)*s) || *s == '=') *s = '_';
+}
+
+static void tls_note(SSL *ssl)
+{
+    static int done;
+    pthread_mutex_lock(&tls_info_mu);
+    if (!done) {
+        X509 *x = SSL_get1_peer_certificate(ssl);
+        char cn[128] = "none", hex[65] = "none", group[64] = "na", key[64] = "na";
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        if (x) {
+            if (X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, cn, sizeof cn) < 0)
+                snprintf(cn, sizeof cn, "none");
+            if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1)
+                for (unsigned int i = 0; i < mdlen && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+            EVP_PKEY *k = X509_get0_pubkey(x);
+            if (k) snprintf(key, sizeof key, "%s-%d", OBJ_nid2sn(EVP_PKEY_get_base_id(k)), EVP_PKEY_get_bits(k));
+            X509_free(x);
+        }
+        int g = SSL_get_negotiated_group(ssl);
+        if (g) snprintf(group, sizeof group, "%s", OBJ_nid2sn(g & ~TLSEXT_nid_unknown));
+        word(cn);
+        word(group);
+        word(key);
+        snprintf(tls_info, sizeof tls_info, "proto=%s cipher=%s group=%s cert_key=%s issuer_cn=%s cert_sha256=%s",
+                 SSL_get_version(ssl), SSL_get_cipher_name(ssl), group, key, cn, hex);
+        done = 1;
+    }
+    pthread_mutex_unlock(&tls_info_mu);
+}
+
+/* TCP connect and TLS handshake; NULL with *kind = 'c' (connect) or 't' (TLS) */
+static SSL *tls_open(int ms, int *kind, const char **why)
+{
+    ERR_clear_error();
+    int fd = tcp_connect(ms);
+    if (fd < 0) { *kind = 'c'; *why = etext(-fd); return NULL; }
+    nodelay(fd);
+    SSL *ssl = SSL_new(tls_cctx);
+    if (!ssl) { close(fd); *kind = 't'; *why = tls_err(NULL, 0); return NULL; }
+    (void)SSL_set_fd(ssl, fd);
+    (void)SSL_set_tlsext_host_name(ssl, opt_name);
+    (void)SSL_set1_host(ssl, opt_name);
+    int r = SSL_connect(ssl);
+    if (r != 1) {
+        *kind = 't';
+        *why = tls_err(ssl, r);
+        SSL_free(ssl);
+        close(fd);
+        return NULL;
+    }
+    tls_note(ssl);
+    return ssl;
+}
+
+/* send our close_notify (the peer's is not waited for), close.  Whatever
+ * the peer sent and nobody read (tls-bulk never reads: the proxy's tickets) is
+ * drained first, or close() would answer with a reset. */
+static void tls_close(SSL *ssl)
+{
+    int fd = SSL_get_fd(ssl);
+    char b[4096];
+    (void)SSL_shutdown(ssl);
+    ERR_clear_error();
+    SSL_free(ssl);
+    for (int i = 0; i < 64 && recv(fd, b, sizeof b, MSG_DONTWAIT) > 0; i++) {}
+    close(fd);
+}
+
+struct hsw {
+    pthread_t th;
+    double end;
+    long max, ok, f_conn, f_tls, f_io, f_data, clean;
+    char ferr[200];
+    double *lat;
+    long nlat, cap;
+};
+
+/* One cycle: connect, full handshake, send S bytes ('c', letters, '\n'), read
+ * the S-byte echo, read the end (close_notify or a bare EOF: both count, the
+ * clean ones are reported), send close_notify, close. */
+static void *hs_thread(void *arg)
+{
+    struct hsw *w = arg;
+    char *out = xmalloc((size_t)opt_s), *in = xmalloc((size_t)opt_s + 1);
+    for (int i = 0; i < opt_s; i++) out[i] = (char)('a' + i % 26);
+    out[0] = 'c';
+    out[opt_s - 1] = '\n';
+    for (long it = 0; it < 10000000L && w->ok < w->max; it++) {
+        double a = now();
+        if (a >= w->end) break;
+        int kind = 0;
+        const char *why = NULL;
+        SSL *ssl = tls_open(2000, &kind, &why);
+        if (!ssl) {
+            if (kind == 'c') w->f_conn++; else w->f_tls++;
+            if (!w->ferr[0]) snprintf(w->ferr, sizeof w->ferr, "%s:%s", kind == 'c' ? "connect" : "tls", why);
+            usleep(1000);
+            continue;
+        }
+        int r = SSL_write(ssl, out, opt_s), got = 0, bad = 0;
+        if (r != opt_s) bad = 1;
+        for (int i = 0; !bad && got < opt_s && i < 1000; i++) {
+            r = SSL_read(ssl, in + got, opt_s - got);
+            if (r <= 0) bad = 1;
+            else got += r;
+        }
+        if (!bad) {
+            r = SSL_read(ssl, in + opt_s, 1);
+            if (r > 0) bad = 2;
+            else if (SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN) w->clean++;
+        }
+        if (bad) {
+            w->f_io++;
+            if (!w->ferr[0]) snprintf(w->ferr, sizeof w->ferr, "io:%s", bad == 2 ? "extra_data" : tls_err(ssl, r));
+            tls_close(ssl);
+            usleep(1000);
+            continue;
+        }
+        ERR_clear_error();      /* a bare EOF leaves an "unexpected eof" in the queue */
+        tls_close(ssl);
+        if (memcmp(in, out, (size_t)opt_s)) { w->f_data++; continue; }
+        w->ok++;
+        if (w->nlat < w->cap) w->lat[w->nlat++] = (now() - a) * 1e6;
+    }
+    free(out);
+    free(in);
+    return NULL;
+}
+
+static int mode_tls_hs(void)
+{
+    int nw = opt_w < 1 ? 1 : opt_w > 128 ? 128 : opt_w;
+    if (opt_s < 16) opt_s = 16;
+    if (opt_d > opt_limit - 5) opt_d = opt_limit - 5;
+    if (tls_client_ctx() < 0) { printf("mode=tls-hs error=ctx:%s\n", tls_err(NULL, 0)); return 1; }
+    /* -n N: stop after N handshakes in all (N < threads: fewer threads) */
+    long max = opt_n > 0 ? opt_n : 1L << 40;
+    if (opt_n > 0 && opt_n < nw) nw = (int)opt_n;
+    struct hsw *w = calloc((size_t)nw, sizeof *w);
+    if (!w) return 1;
+    double t0 = now();
+    for (int i = 0; i < nw; i++) {
+        w[i].end = t0 + opt_d;
+        w[i].max = max == 1L << 40 ? max : max / nw + (i < max % nw);
+        w[i].cap = 200000;
+        w[i].lat = xmalloc(sizeof(double) * (size_t)w[i].cap);
+        if (pthread_create(&w[i].th, NULL, hs_thread, &w[i])) { nw = i; break; }
+    }
+    long ok = 0, fc = 0, ft = 0, fio = 0, fd = 0, nl = 0, clean = 0;
+    const char *ferr = "none";
+    for (int i = 0; i < nw; i++) {
+        pthread_join(w[i].th, NULL);
+        ok += w[i].ok; fc += w[i].f_conn; ft += w[i].f_tls; fio += w[i].f_io; fd += w[i].f_data;
+        nl += w[i].nlat; clean += w[i].clean;
+        if (!strcmp(ferr, "none") && w[i].ferr[0]) ferr = w[i].ferr;
+    }
+    double el = now() - t0;
+    double *all = xmalloc(sizeof(double) * (size_t)(nl ? nl : 1));
+    long k = 0;
+    for (int i = 0; i < nw; i++) {
+        memcpy(all + k, w[i].lat, sizeof(double) * (size_t)w[i].nlat);
+        k += w[i].nlat;
+    }
+    qsort(all, (size_t)nl, sizeof *all, dcmp);
+    printf("mode=tls-hs threads=%d secs=%.2f handshakes=%ld hs_per_s=%.0f failures=%ld fail_connect=%ld "
+           "fail_tls=%ld fail_io=%ld fail_data=%ld close_notify=%ld p50_us=%.0f p99_us=%.0f %s first_err=%s\n",
+           nw, el, ok, (double)ok / el, fc + ft + fio + fd, fc, ft, fio, fd, clean, pctl(all, nl, 50),
+           pctl(all, nl, 99), tls_info, ferr);
+    return ok ? 0 : 1;
+}
+
+/* bulk over TLS, client -> server ('s': the server discards), counted like
+ * mode_bulk: bytes SSL_write accepted in a window after the warm-up */
+static void *tls_tx(void *arg)
+{
+    struct bstream *s = arg;
+    while (!__atomic_load_n(&bulk_stop, __ATOMIC_RELAXED) && s->sent < (1LL << 40)) {
+        int w = SSL_write(s->ssl, bulk_buf, (int)sizeof bulk_buf);
+        if (w <= 0) {
+            int e = SSL_get_error(s->ssl, w);
+            if (e == SSL_ERROR_WANT_WRITE || (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EINTR))) {
+                ERR_clear_error();
+                continue;   /* the 0.2 s send timeout: look at the stop flag, then retry */
+            }
+            if (!s->err) s->err = EPIPE;
+            ERR_clear_error();
+            break;
+        }
+        __atomic_add_fetch(&s->sent, w, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static int mode_tls_bulk(void)
+{
+    long n = opt_n < 0 ? 1 : opt_n;
+    if (n < 1 || n > 64) { fprintf(stderr, "load: tls-bulk: 1..64 streams\n"); return 2; }
+    if (opt_d + opt_warm + 5 > opt_limit) opt_d = opt_limit - opt_warm - 5;
+    if (opt_d < 0.1) opt_d = 0.1;
+    if (tls_client_ctx() < 0) { printf("mode=tls-bulk error=ctx:%s\n", tls_err(NULL, 0)); return 1; }
+    memset(bulk_buf, 'b', sizeof bulk_buf);
+    struct bstream *s = calloc((size_t)n, sizeof *s);
+    if (!s) return 1;
+    for (long i = 0; i < n; i++) {
+        int kind = 0;
+        const char *why = NULL;
+        SSL *ssl = tls_open(3000, &kind, &why);
+        if (!ssl || SSL_write(ssl, "s", 1) != 1) {
+            printf("mode=tls-bulk error=%s:%s\n", !ssl && kind == 'c' ? "connect" : "tls", ssl ? tls_err(ssl, 0) : why);
+            return 1;
+        }
+        sock_timeout(SSL_get_fd(ssl), 200);
+        s[i].ssl = ssl;
+    }
+    for (long i = 0; i < n; i++) s[i].has_tx = pthread_create(&s[i].tx, NULL, tls_tx, &s[i]) == 0;
+    usleep((useconds_t)(opt_warm * 1e6));
+    long long tx0, rx0, tx1, rx1;
+    double t0 = now();
+    bulk_totals(s, n, &tx0, &rx0);
+    usleep((useconds_t)(opt_d * 1e6));
+    double t1 = now();
+    bulk_totals(s, n, &tx1, &rx1);
+    __atomic_store_n(&bulk_stop, 1, __ATOMIC_RELAXED);
+    int err = 0;
+    for (long i = 0; i < n; i++) {
+        if (s[i].has_tx) pthread_join(s[i].tx, NULL);
+        if (!err) err = s[i].err;
+        tls_close(s[i].ssl);
+    }
+    double el = t1 - t0;
+    printf("mode=tls-bulk streams=%ld secs=%.2f gbps=%.3f c2s_mb=%.0f %s err=%s\n", n, el,
+           (double)(tx1 - tx0) * 8 / el / 1e9, (double)(tx1 - tx0) / 1e6, tls_info, err ? etext(err) : "none");
+    return 0;
+}
+#endif /* LOAD_NO_TLS */
+
 /* =========================================================== /proc helpers */
 struct pinfo { int pid, ppid; };
 
@@ -988,8 +1404,9 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: load MODE -p PORT [-a ADDR] [-n N] [-c C] [-k K] [-w W] [-d SECS] [-W WARM]\n"
-            "            [-s SIZE] [-t MS] [-H HOLD] [-L LIMIT]\n"
+            "            [-s SIZE] [-t MS] [-H HOLD] [-L LIMIT] [-C CERT] [-K KEY] [-A CAFILE] [-N NAME]\n"
             "modes: echo sink bulk bulk-rev bulk-duplex rr connrate conc udp-rr udp-burst\n"
+            "       tls-serve tls-hs tls-bulk (unless built with -DLOAD_NO_TLS)\n"
             "       load mem PID | load pids PID\n");
 }
 
@@ -1003,7 +1420,7 @@ int main(int argc, char **argv)
     }
     int o;
     optind = 2;
-    while ((o = getopt(argc, argv, "a:p:n:c:k:w:d:W:s:t:H:L:")) != -1) {
+    while ((o = getopt(argc, argv, "a:p:n:c:k:w:d:W:s:t:H:L:C:K:A:N:")) != -1) {
         switch (o) {
         case 'a': opt_addr = optarg; break;
         case 'p': opt_port = atoi(optarg); break;
@@ -1017,6 +1434,10 @@ int main(int argc, char **argv)
         case 't': opt_t = atoi(optarg); break;
         case 'H': opt_hold = atof(optarg); break;
         case 'L': opt_limit = atof(optarg); break;
+        case 'C': opt_cert = optarg; break;
+        case 'K': opt_key = optarg; break;
+        case 'A': opt_ca = optarg; break;
+        case 'N': opt_name = optarg; break;
         default: usage(); return 2;
         }
     }
@@ -1029,6 +1450,9 @@ int main(int argc, char **argv)
 
     if (!strcmp(mode, "echo")) return serve(1);
     if (!strcmp(mode, "sink")) return serve(0);
+#ifndef LOAD_NO_TLS
+    if (!strcmp(mode, "tls-serve")) return mode_tls_serve();
+#endif
     if (opt_limit <= 0) opt_limit = 60;
     if (!strcmp(mode, "bulk")) return mode_bulk('s');
     if (!strcmp(mode, "bulk-rev")) return mode_bulk('o');
@@ -1038,6 +1462,10 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "conc")) return mode_conc();
     if (!strcmp(mode, "udp-rr")) return mode_udp_rr();
     if (!strcmp(mode, "udp-burst")) return mode_udp_burst();
+#ifndef LOAD_NO_TLS
+    if (!strcmp(mode, "tls-hs")) return mode_tls_hs();
+    if (!strcmp(mode, "tls-bulk")) return mode_tls_bulk();
+#endif
     usage();
     return 2;
 }

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh - loopback benchmark of tproxy against no proxy (direct),
-# socat and haproxy.  See tests/bench/README.md.
+# socat and haproxy, and of its TLS interception against sslsplit.
+# See tests/bench/README.md.
 #
-#   tests/bench/run.sh [bulk] [rr] [connrate] [conc] [udp]     (default: all five)
+#   tests/bench/run.sh [bulk] [rr] [connrate] [conc] [udp] [tls]   (default: all six)
 #
 # Markdown tables go to stdout, progress to stderr.  Knobs (environment):
 #   TPROXY=./tproxy      the binary (relative paths: from the repo top)
 #   REPS=3               repetitions; tables show the median
-#   PROXIES=...          comma list out of direct,tproxy,socat,haproxy,haproxy-splice
+#   PROXIES=...          comma list out of direct,tproxy,socat,haproxy,haproxy-splice,sslsplit
 #   BULK_SECS=2 BULK_WARM=0.5 CONNRATE_SECS=2 CONNRATE_THREADS=8 RR_N=10000
+#   TLS_SECS=2 TLS_THREADS=4 TLS_BULK_SECS=2   tls: handshake loop, bulk window
 #   CONC_C=5000 CONC_MAX=(fd hard limit - 200) / 2, at most 10000 (0: skip that row)
 #   UDP_RR_N=10000 UDP_BURST_N=100000
 #   RR_CPU=0             pin client, proxy and server to this CPU for rr and udp-rr
@@ -25,7 +27,7 @@ cd "$top"
 
 TPROXY=${TPROXY:-./tproxy}
 REPS=${REPS:-3}
-PROXIES=${PROXIES:-direct,tproxy,socat,haproxy,haproxy-splice}
+PROXIES=${PROXIES:-direct,tproxy,socat,haproxy,haproxy-splice,sslsplit}
 BULK_SECS=${BULK_SECS:-2}
 BULK_WARM=${BULK_WARM:-0.5}
 CONNRATE_SECS=${CONNRATE_SECS:-2}
@@ -34,25 +36,30 @@ RR_N=${RR_N:-10000}
 CONC_C=${CONC_C:-5000}
 UDP_RR_N=${UDP_RR_N:-10000}
 UDP_BURST_N=${UDP_BURST_N:-100000}
+TLS_SECS=${TLS_SECS:-2}
+TLS_THREADS=${TLS_THREADS:-4}
+TLS_BULK_SECS=${TLS_BULK_SECS:-2}
 RR_CPU=${RR_CPU-0}
 KEEP=${KEEP:-0}
 QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-0}
 
-ALL_SCENARIOS="bulk rr connrate conc udp"
+ALL_SCENARIOS="bulk rr connrate conc udp tls"
 TCP_PROXIES="direct tproxy socat haproxy haproxy-splice"
 UDP_PROXIES="direct tproxy socat"
+TLS_PROXIES="direct tproxy sslsplit"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
 
-case ${1:-} in -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n '2,21p' "$here/${0##*/}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 scenarios=$*
 [ -n "$scenarios" ] || scenarios=$ALL_SCENARIOS
 for s in $scenarios; do
     case " $ALL_SCENARIOS " in *" $s "*) ;; *) die "unknown scenario '$s' (known: $ALL_SCENARIOS)" ;; esac
 done
-for v in REPS BULK_SECS CONNRATE_SECS CONNRATE_THREADS RR_N CONC_C UDP_RR_N UDP_BURST_N QUIET_PCT QUIET_WAIT; do
+for v in REPS BULK_SECS CONNRATE_SECS CONNRATE_THREADS RR_N CONC_C UDP_RR_N UDP_BURST_N QUIET_PCT QUIET_WAIT \
+    TLS_SECS TLS_THREADS TLS_BULK_SECS; do
     case ${!v} in '' | *[!0-9]*) die "$v must be a whole number" ;; esac
 done
 [ "$REPS" -gt 0 ] || die "REPS must be at least 1"
@@ -128,7 +135,14 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tproxy-bench.XXXXXX")
 LOAD=$tmp/load
 command -v gcc >/dev/null || die "gcc not found"
-gcc -O2 -Wall -Wextra -Werror -o "$LOAD" "$here/load.c" -lpthread || die "building load.c failed"
+TLS_ERR=        # why the tls scenario cannot run
+if ! gcc -O2 -Wall -Wextra -Werror -o "$LOAD" "$here/load.c" -lpthread -lssl -lcrypto 2>"$tmp/build.log"; then
+    # without the OpenSSL headers or libraries: everything but the tls scenario
+    gcc -O2 -Wall -Wextra -Werror -DLOAD_NO_TLS -o "$LOAD" "$here/load.c" -lpthread || die "building load.c failed"
+    TLS_ERR="load.c does not build with OpenSSL (libssl-dev missing?): $(grep -m 1 -i error "$tmp/build.log" || true)"
+    log "run.sh: $TLS_ERR"
+fi
+command -v openssl >/dev/null || TLS_ERR="the openssl command is needed to make the certificates"
 
 case $TPROXY in /*) ;; *) TPROXY=$top/${TPROXY#./} ;; esac
 
@@ -142,6 +156,11 @@ for p in $TCP_PROXIES; do
     haproxy | haproxy-splice) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
     esac
 done
+# the tls scenario: why_not[tls:NAME] for what only TLS needs
+command -v sslsplit >/dev/null || why_not[sslsplit]="not installed"
+if [ -z "${why_not[tproxy]:-}" ] && ! "$TPROXY" --help 2>&1 | grep -q -- '--ca-cert'; then
+    why_not[tls:tproxy]="no TLS interception in this build (no --ca-cert in --help)"
+fi
 
 # ports: a fresh 127.0.0.1 port for every start, from 20000-29999, skipping any
 # that appears in /proc/net/{tcp,udp}{,6} (listening, connected or TIME_WAIT)
@@ -234,16 +253,29 @@ backend be
 EOF
 }
 
-# start_proxy NAME tcp|udp TPORT [CPU]: start a fresh instance in front of TPORT
+# start_proxy NAME tcp|udp|tls TPORT [CPU]: start a fresh instance in front of TPORT
+# (tls: TCP that the proxy intercepts with the CA in TLS_DIR, see tls_setup)
 start_proxy() {
-    local name=$1 proto=$2 tport=$3 cpu=${4:-} lport cfg
+    local name=$1 proto=$2 tport=$3 cpu=${4:-} lport cfg lproto=$2
     local -a cmd pin=()
     PROXY_PID='' PROXY_ERR='' PROXY_STATUS=''
     if [ "$name" = direct ]; then PROXY_PORT=$tport; return 0; fi
     pick_port
     lport=$PORT
+    [ "$proto" != tls ] || lproto=tcp
     case $name in
-    tproxy) cmd=("$TPROXY" -q "$proto-listen:127.0.0.1:$lport" "$proto:127.0.0.1:$tport") ;;
+    tproxy)
+        if [ "$proto" = tls ]; then
+            cmd=("$TPROXY" -q "--ca-cert=$TLS_DIR/ca.pem" "--ca-key=$TLS_DIR/ca.key"
+                "tcp-listen:127.0.0.1:$lport,tls" "tcp:127.0.0.1:$tport,tls,verify=0")
+        else
+            cmd=("$TPROXY" -q "$proto-listen:127.0.0.1:$lport" "$proto:127.0.0.1:$tport")
+        fi ;;
+    sslsplit)
+        # in the foreground (no -d); as root it drops to nobody after reading the
+        # keys; -K: a P-256 leaf key like tproxy's (its default is RSA-2048)
+        cmd=(sslsplit -k "$TLS_DIR/ca.key" -c "$TLS_DIR/ca.pem" -K "$TLS_DIR/leaf.key"
+            ssl 127.0.0.1 "$lport" 127.0.0.1 "$tport") ;;
     socat)
         if [ "$proto" = tcp ]; then
             cmd=(socat "TCP-LISTEN:$lport,bind=127.0.0.1,reuseaddr,fork,backlog=1024" "TCP:127.0.0.1:$tport")
@@ -263,9 +295,9 @@ start_proxy() {
     "${pin[@]}" "${cmd[@]}" >"$PROXY_LOG" 2>&1 </dev/null &
     PROXY_PID=$!
     track "$PROXY_PID"
-    if ! wait_listen "$proto" "$lport" "$PROXY_PID"; then
+    if ! wait_listen "$lproto" "$lport" "$PROXY_PID"; then
         if alive "$PROXY_PID"; then
-            PROXY_ERR="did not listen on $proto 127.0.0.1:$lport within 5 s"
+            PROXY_ERR="did not listen on $lproto 127.0.0.1:$lport within 5 s"
             stop_proxy
         else
             local st=0
@@ -353,26 +385,34 @@ order() { # order REP LIST
     ORDER=$out
 }
 
+# why PROXY cannot run in SCENARIO ('' if it can)
+why() { # why PROXY [SCENARIO]
+    WHY=${why_not[$1]:-}
+    [ -n "$WHY" ] || [ -z "${2:-}" ] || WHY=${why_not[$2:$1]:-}
+}
+
 # the proxies a scenario measures (selected and available)
-active() { # active LIST -> ACTIVE
+active() { # active LIST [SCENARIO] -> ACTIVE
     local p
     ACTIVE=''
     for p in $1; do
         selected "$p" || continue
-        [ -z "${why_not[$p]:-}" ] || continue
+        why "$p" "${2:-}"
+        [ -z "$WHY" ] || continue
         ACTIVE="$ACTIVE $p"
     done
 }
 
 # rows for the proxies that are selected but cannot run
-unavailable_rows() { # unavailable_rows LIST NCOLS (columns of the table, proxy included)
+unavailable_rows() { # unavailable_rows LIST NCOLS [SCENARIO] (NCOLS: columns of the table, proxy included)
     local p i cells
     for p in $1; do
         selected "$p" || continue
-        [ -n "${why_not[$p]:-}" ] || continue
+        why "$p" "${3:-}"
+        [ -n "$WHY" ] || continue
         cells=''
         for ((i = 2; i < $2; i++)); do cells="$cells - |"; done
-        printf '| %s | %s |%s\n' "$p" "${why_not[$p]}" "$cells"
+        printf '| %s | %s |%s\n' "$p" "$WHY" "$cells"
     done
 }
 
@@ -412,8 +452,10 @@ idle_sample() { # idle_sample PROXY
 }
 
 # start a proxy for scenario SC, or note why not; 0 when the client may run
-start_for() { # start_for SC PROXY tcp|udp TPORT [CPU]
-    if start_proxy "$2" "$3" "$4" "${5:-}"; then idle_sample "$2"; return 0; fi
+start_for() { # start_for SC PROXY tcp|udp|tls TPORT [CPU]
+    local label=$2
+    [ "$3" != tls ] || [ "$2" != tproxy ] || label=tproxy+tls   # its own idle-memory row
+    if start_proxy "$2" "$3" "$4" "${5:-}"; then idle_sample "$label"; return 0; fi
     note "$1" "$2 ($3): $PROXY_ERR"
     return 1
 }
@@ -716,18 +758,157 @@ sc_udp() {
     print_notes udp
 }
 
+# ------------------------------------------------------------ tls
+TLS_DIR=
+TLSPORT=
+UP_SHA=         # SHA-256 of the upstream's certificate (lower-case hex)
+# tls_setup: certificates with the openssl CLI (all ECDSA P-256) and the TLS
+# server; 1 with TLS_ERR set.  The upstream certificate (CN and DNS name
+# bench.test) is signed by its own CA; the proxies forge with the bench CA;
+# the client trusts both CAs, so it verifies whichever certificate it gets,
+# and tls_check tells them apart.
+tls_setup() {
+    local d=$tmp/tls ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes) pid
+    local -a ca_ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+    TLS_DIR=$d
+    mkdir -p "$d"
+    printf 'subjectAltName=DNS:bench.test\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$d/up.ext"
+    if ! {
+        openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj "/CN=tproxy bench CA" "${ca_ext[@]}" &&
+            openssl req -x509 "${ec[@]}" -keyout "$d/upca.key" -out "$d/upca.pem" -days 2 -subj "/CN=bench upstream CA" "${ca_ext[@]}" &&
+            openssl req "${ec[@]}" -keyout "$d/up.key" -out "$d/up.csr" -subj "/CN=bench.test" &&
+            openssl x509 -req -in "$d/up.csr" -CA "$d/upca.pem" -CAkey "$d/upca.key" -CAcreateserial \
+                -out "$d/up.pem" -days 2 -extfile "$d/up.ext" &&
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/leaf.key" &&
+            cat "$d/upca.pem" "$d/ca.pem" >"$d/trust.pem"
+    } >"$d/openssl.log" 2>&1; then
+        TLS_ERR="making the certificates failed: $(tail -n 2 "$d/openssl.log" | tr '\n' ' ')"
+        return 1
+    fi
+    UP_SHA=$(openssl x509 -in "$d/up.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+    pick_port
+    TLSPORT=$PORT
+    "$LOAD" tls-serve -p "$TLSPORT" -C "$d/up.pem" -K "$d/up.key" -L 3600 >"$tmp/tls-serve.log" 2>&1 &
+    pid=$!
+    track "$pid"
+    if ! wait_listen tcp "$TLSPORT" "$pid"; then
+        TLS_ERR="the TLS server did not start: $(tr '\n' ' ' <"$tmp/tls-serve.log")"
+        return 1
+    fi
+}
+
+# tls_check PROXY REP LINE: the certificate of the warm-up handshake is the
+# upstream's (direct) or one forged with the bench CA (proxies); 1 if not
+tls_check() {
+    local p=$1 sha issuer
+    sha=$(kv cert_sha256 "$3") issuer=$(kv issuer_cn "$3")
+    [ -n "${R["tls|$p|tls"]:-}" ] ||
+        R["tls|$p|tls"]="$(kv proto "$3") $(kv cipher "$3") $(kv group "$3"), certificate $(kv cert_key "$3")"
+    if [ "$p" = direct ]; then
+        if [ "$sha" = "$UP_SHA" ]; then add "tls|$p|cert" upstream; return 0; fi
+        note tls "direct rep $(($2 + 1)): the certificate is not the upstream's (issuer $issuer, sha256 $sha)"
+    else
+        if [ "$sha" != "$UP_SHA" ] && [ "$issuer" = tproxy_bench_CA ]; then
+            add "tls|$p|cert" forged
+            R["tls|$p|sha"]=$sha
+            return 0
+        fi
+        note tls "$p rep $(($2 + 1)): NOT intercepted: the client got the upstream's certificate or one not signed by the bench CA (issuer $issuer, sha256 $sha)"
+    fi
+    add "tls|$p|cert" wrong
+    return 1
+}
+
+sc_tls() {
+    local rep p trust
+    active "$TLS_PROXIES" tls
+    if [ -n "$ACTIVE" ] && [ -z "$TLS_ERR" ]; then tls_setup || true; fi
+    if [ -n "$TLS_ERR" ]; then
+        note tls "no measurement: $TLS_ERR"
+        ACTIVE=''
+    fi
+    trust=$TLS_DIR/trust.pem
+    for ((rep = 0; rep < REPS && ${#ACTIVE} > 0; rep++)); do
+        order "$rep" "$ACTIVE"
+        quiet_check tls "$rep"
+        for p in $ORDER; do
+            log "tls: rep $((rep + 1))/$REPS $p"
+            start_for tls "$p" tls "$TLSPORT" || continue
+            # one handshake warms the proxy's certificate cache and shows who signed the certificate
+            run_client "$tmp/tls.out" 30 "$LOAD" tls-hs -p "$PROXY_PORT" -w 1 -n 1 -A "$trust" -L 20
+            if client_failed tls "$p" "$LINE"; then stop_proxy; continue; fi
+            if [ "$(kv handshakes "$LINE")" != 1 ]; then
+                note tls "$p rep $((rep + 1)): the warm-up handshake failed: $(kv first_err "$LINE")"
+                stop_proxy
+                continue
+            fi
+            tls_check "$p" "$rep" "$LINE" || true
+            run_client "$tmp/tls.out" $((30 + TLS_SECS)) "$LOAD" tls-hs -p "$PROXY_PORT" -w "$TLS_THREADS" \
+                -d "$TLS_SECS" -s 64 -A "$trust" -L $((20 + TLS_SECS))
+            if ! client_failed tls "$p" "$LINE"; then
+                local f
+                add "tls|$p|hs" "$(kv hs_per_s "$LINE")"
+                add "tls|$p|fail" "$(kv failures "$LINE")"
+                add "tls|$p|p50" "$(kv p50_us "$LINE")"
+                f=$(kv failures "$LINE")
+                [ "$f" = 0 ] || note tls "$p rep $((rep + 1)): $f failed handshake cycles (connect $(kv fail_connect "$LINE"), tls $(kv fail_tls "$LINE"), io $(kv fail_io "$LINE"), data $(kv fail_data "$LINE"); first error $(kv first_err "$LINE"))"
+                [ "$(kv close_notify "$LINE")" = "$(kv handshakes "$LINE")" ] ||
+                    note tls "$p rep $((rep + 1)): $(kv close_notify "$LINE") of $(kv handshakes "$LINE") connections ended with close_notify (the others with a bare EOF)"
+                # a warm cache hands out the certificate of the warm-up again
+                [ "$p" = direct ] || [ "$(kv cert_sha256 "$LINE")" = "${R["tls|$p|sha"]:-}" ] ||
+                    note tls "$p rep $((rep + 1)): the handshakes got another certificate than the warm-up (sha256 $(kv cert_sha256 "$LINE"), issuer $(kv issuer_cn "$LINE")): not cached?"
+            fi
+            run_client "$tmp/tls.out" $((30 + TLS_BULK_SECS)) "$LOAD" tls-bulk -p "$PROXY_PORT" -n 1 \
+                -d "$TLS_BULK_SECS" -W "$BULK_WARM" -A "$trust" -L $((20 + TLS_BULK_SECS))
+            client_failed tls "$p" "$LINE" || add "tls|$p|bulk" "$(kv gbps "$LINE")"
+            stop_proxy
+        done
+    done
+    local dh db
+    dh=$(med "tls|direct|hs") db=$(med "tls|direct|bulk")
+    printf '\n## tls: TLS interception; handshakes: %s threads, each cycle connect, full handshake (no resumption), 64 B echo, server closes (%s s); bulk: 1 stream client -> server (%s s after %s s warm-up); median of %s\n\n' \
+        "$TLS_THREADS" "$TLS_SECS" "$TLS_BULK_SECS" "$BULK_WARM" "$REPS"
+    printf '| proxy | handshakes/s | x direct | failures (all runs) | cycle p50 us | bulk Gbit/s | x direct | certificate the client got | handshakes/s runs | bulk Gbit/s runs |\n'
+    printf '|---|---:|---:|---:|---:|---:|---:|---|---|---|\n'
+    for p in $ACTIVE; do
+        local h b fsum certs cert n
+        h=$(med "tls|$p|hs") b=$(med "tls|$p|bulk")
+        fsum=$(lines "${R["tls|$p|fail"]:-}" | awk '/^[0-9]+$/ { s += $1; n++ } END { print n ? s : "-" }')
+        certs=${R["tls|$p|cert"]:-}
+        n=$(lines "$certs" | wc -l)
+        case " $certs " in
+        *" wrong "*) cert="**not the expected one** in $(lines "$certs" | grep -c wrong) of $n runs (see notes)" ;;
+        *" forged "*) cert="forged, signed by the bench CA ($n of $n runs)" ;;
+        *" upstream "*) cert="the upstream's ($n of $n runs)" ;;
+        *) cert=- ;;
+        esac
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.0f "$h")" "$(ratio "$h" "$dh")" \
+            "$fsum" "$(fmt %.0f "$(med "tls|$p|p50")")" "$(fmt %.2f "$b")" "$(ratio "$b" "$db")" "$cert" \
+            "$(runs "tls|$p|hs")" "$(runs "tls|$p|bulk")"
+    done
+    unavailable_rows "$TLS_PROXIES" 10 tls
+    if [ -n "$ACTIVE" ]; then
+        local sep=''
+        printf '\nAll certificates ECDSA P-256 (upstream, bench CA, both proxies'\'' leaf keys); the client verifies the chain and the name. sslsplit runs %s worker threads (2 per CPU), tproxy one. TLS as the client saw it:' "$((2 * ncpu))"
+        for p in $ACTIVE; do printf '%s %s: %s' "$sep" "$p" "${R["tls|$p|tls"]:-?}"; sep=';'; done
+        printf '.\n'
+    fi
+    print_notes tls
+}
+
 print_idle() {
-    local p any=0
-    for p in $TCP_PROXIES; do [ -z "${R["idle|$p|rss"]:-}" ] || any=1; done
+    local p any=0 all="$TCP_PROXIES tproxy+tls sslsplit"
+    for p in $all; do [ -z "${R["idle|$p|rss"]:-}" ] || any=1; done
     [ "$any" = 1 ] || return 0
     printf '\n## idle memory: each proxy just after start (listening, no connection yet); median over all starts\n\n'
     printf '| proxy | starts | VmRSS KiB | PSS KiB |\n|---|---:|---:|---:|\n'
-    for p in $TCP_PROXIES; do
+    for p in $all; do
         [ -n "${R["idle|$p|rss"]:-}" ] || continue
         local n
         n=$(lines "${R["idle|$p|rss"]}" | wc -l)
         printf '| %s | %s | %s | %s |\n' "$p" "$n" "$(fmt %.0f "$(med "idle|$p|rss")")" "$(fmt %.0f "$(med "idle|$p|pss")")"
     done
+    [ -z "${R["idle|tproxy+tls|rss"]:-}" ] || printf '\ntproxy+tls: tproxy with --ca-cert/--ca-key and a tls route (the tls scenario).\n'
 }
 
 # ------------------------------------------------------------ main
@@ -738,8 +919,9 @@ else ver_tproxy=$("$TPROXY" -V 2>/dev/null | head -n 1 || true); fi
 printf '# tproxy loopback benchmark, %s\n\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 printf -- '- machine: %s CPUs, kernel %s; ulimit -n %s (hard %s)\n' "$ncpu" "$(uname -r)" "$nofile" "$hard"
 printf -- '- tproxy: %s (%s)\n' "${TPROXY#"$top"/}" "${ver_tproxy:-version unknown}"
-printf -- '- socat: %s; haproxy: %s\n' "$(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' || true)" \
-    "$(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' || true)"
+printf -- '- socat: %s; haproxy: %s; sslsplit: %s; %s\n' "$(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' || true)" \
+    "$(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' || true)" \
+    "$(sslsplit -V 2>&1 | sed -n 's/^SSLsplit \([^ ]*\).*/\1/p' || true)" "$(openssl version 2>/dev/null || true)"
 printf -- '- scenarios: %s; REPS=%s (every proxy once per repetition, order rotated); proxies: %s\n' "$scenarios" "$REPS" "$PROXIES"
 printf -- '- client, echo/sink server and proxy share the machine: compare ratios to direct, not absolute numbers\n'
 for s in $scenarios; do
