@@ -228,7 +228,8 @@ opts_help(enum addr_type t)
 	case A_UDP:
 		return "bind=HOST[:PORT], spoof";
 	case A_ORIG:
-		return "spoof, port-map=FROM:TO[;FROM:TO], tls, verify=0|1";
+		return "spoof, port-map=FROM:TO[;FROM:TO], bind=HOST[:PORT], "
+		    "tls, verify=0|1";
 	default:
 		return "no options";
 	}
@@ -279,7 +280,7 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 		if (bool_parse(val, &a->reuseaddr) == -1)
 			goto badval;
 	} else if (strcasecmp(opt, "backlog") == 0 && listen_side &&
-	    a->type != A_UDP_LISTEN) {
+	    !addr_is_udp(a->type)) {
 		if (val == NULL || num_parse(val, 1, 65535, &v) == -1)
 			goto badval;
 		a->backlog = (int)v;
@@ -503,6 +504,10 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 	    a->passthrough)) {
 		snprintf(err, errlen, "cert=, key=, keylog= and passthrough= "
 		    "need the tls option");
+		return -1;
+	}
+	if (!a->tls && !a->verify) {
+		snprintf(err, errlen, "verify= needs the tls option");
 		return -1;
 	}
 	if (a->key[0] && !a->cert[0]) {

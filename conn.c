@@ -662,9 +662,9 @@ connect_done(struct conn *c)
 	if (getsockname(sv->fd, (struct sockaddr *)&sv->local.ss,
 	    &sv->local.len) == -1)
 		sv->local.len = 0;
-	if (c->route->target.tls && !c->passthrough && !c->redirect) {
-		if (tls_upstream_start(c, sv, &c->route->target, why,
-		    sizeof(why)) == -1) {
+	if (c->route->target.tls && !c->passthrough) {
+		if (tls_upstream_start(c, sv, c->redirect ? c->redirect :
+		    &c->route->target, why, sizeof(why)) == -1) {
 			conn_fail(c, why);
 			return;
 		}
@@ -1026,8 +1026,10 @@ conn_begin(struct conn *c)
 		conn_fail(c, "out of memory");
 		return;
 	}
-	if (c->passthrough)		/* TLS relayed untouched */
+	if (c->passthrough) {		/* TLS relayed untouched */
 		c->tapon[C2S] = c->tapon[S2C] = 0;
+		c->redirect = NULL;
+	}
 	if (needs_first_bytes(c))
 		timer_arm(&c->wait, FIRST_BYTES_WAIT_MS);
 	else

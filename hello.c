@@ -6,8 +6,8 @@
  * before it is used, and tests/fuzz/fuzz_hello.c runs this under libFuzzer.
  *
  *   record     = type(1)=22 version(2) length(2) fragment
- *   fragment   = msg_type(1)=1 length(3) body         (the whole ClientHello
- *                                                      in the first record)
+ *   fragments of the leading records, joined:
+ *                msg_type(1)=1 length(3) body
  *   body       = version(2) random(32) session_id<0..32> cipher_suites<2..>
  *                compression_methods<1..> [extensions<0..>]
  *   extension  = type(2) data<0..2^16-1>
@@ -126,37 +126,65 @@ ext_alpn(struct rd d, struct hello *h)
 	return 0;
 }
 
+#define HELLO_MAX	(64 * 1024)	/* a ClientHello bigger than this: no */
+
 /*
- * Parses a ClientHello at the start of p[0..n).  Returns 1 when parsed (h
- * filled), 0 when more bytes are needed, -1 when it is not a ClientHello.
+ * Joins the handshake fragments of the leading records into msg, until it
+ * holds the whole first handshake message.  Returns its length (header
+ * included), 0 when more bytes are needed, -1 when malformed.
+ */
+static ssize_t
+hello_join(const uint8_t *p, size_t n, uint8_t *msg, size_t cap)
+{
+	size_t have = 0, need = 0, len;
+
+	for (;;) {
+		if (n < 5)
+			return n > 0 && p[0] != 22 ? -1 : 0;
+		if (p[0] != 22 || p[1] != 3)
+			return -1;
+		len = (size_t)p[3] << 8 | p[4];
+		if (len == 0 || len > 16384 + 2048)
+			return -1;
+		if (n < 5 + len)
+			return 0;
+		if (have + len > cap)
+			return -1;
+		memcpy(msg + have, p + 5, len);
+		have += len;
+		p += 5 + len;
+		n -= 5 + len;
+		if (need == 0 && have >= 4) {
+			if (msg[0] != 1)
+				return -1;	/* not a ClientHello */
+			need = 4 + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 |
+			    msg[3]);
+			if (need > cap)
+				return -1;
+		}
+		if (need != 0 && have >= need)
+			return (ssize_t)need;
+	}
+}
+
+/*
+ * Parses a ClientHello at the start of p[0..n), which may come in several
+ * records.  Returns 1 when parsed (h filled), 0 when more bytes are needed,
+ * -1 when it is not a ClientHello.
  */
 int
 hello_parse(const uint8_t *p, size_t n, struct hello *h)
 {
-	struct rd r = { p, n }, frag = { NULL, 0 }, body, exts, ext;
-	size_t len, type, v;
+	static uint8_t msg[HELLO_MAX];
+	struct rd body, exts, ext;
+	ssize_t len;
+	size_t v;
 
 	memset(h, 0, sizeof(*h));
-	if (n < 5)
-		return n > 0 && p[0] != 22 ? -1 : 0;
-	if (p[0] != 22 || p[1] != 3)
-		return -1;
-	len = (size_t)p[3] << 8 | p[4];
-	if (len < 4 || len > 16384 + 2048)
-		return -1;
-	if (n < 5 + len)
-		return 0;
-	(void)rd_take(&r, 5, NULL);
-	(void)rd_take(&r, len, &frag);
-	if (rd_u8(&frag, &type) == -1 || type != 1)
-		return -1;
-	if (rd_take(&frag, 3, &body) == -1)
-		return -1;
-	len = (size_t)body.p[0] << 16 | (size_t)body.p[1] << 8 | body.p[2];
-	if (len > frag.n)
-		return -1;		/* spans records: not handled */
-	body.p = frag.p;
-	body.n = len;
+	if ((len = hello_join(p, n, msg, sizeof(msg))) <= 0)
+		return (int)len;
+	body.p = msg + 4;
+	body.n = (size_t)len - 4;
 	if (rd_take(&body, 2 + 32, NULL) == -1 ||
 	    rd_vec(&body, 1, NULL) == -1 ||	/* session id */
 	    rd_vec(&body, 2, NULL) == -1 ||	/* cipher suites */

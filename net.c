@@ -98,7 +98,8 @@ net_transparent(int fd, int family, char *err, size_t errlen)
 	}
 	if (errno == EPERM)
 		snprintf(err, errlen, "IP_TRANSPARENT: %s: needs CAP_NET_ADMIN "
-		    "(run as root, or: setcap cap_net_admin+ep tproxy)",
+		    "(run as root, or: setcap cap_net_admin+ep tproxy; add "
+		    "cap_net_bind_service for udp-tproxy to ports below 1024)",
 		    strerror(errno));
 	else
 		snprintf(err, errlen, "IP_TRANSPARENT: %s", strerror(errno));

@@ -64,6 +64,30 @@ key_new(void)
 	return EVP_EC_gen("P-256");
 }
 
+/* "1.2.3.4:80" -> "1.2.3.4", "[::1]:80" -> "::1" */
+static void
+ip_only(char *s)
+{
+	char *colon = strrchr(s, ':');
+
+	if (s[0] == '[') {
+		char *end = strchr(s, ']');
+
+		if (end != NULL)
+			*end = '\0';
+		memmove(s, s + 1, strlen(s));
+	} else if (colon != NULL)
+		*colon = '\0';
+}
+
+static int
+is_ip_literal(const char *h)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
+}
+
 /* ------------------------------------------------------------ the CA */
 
 static int
@@ -236,6 +260,12 @@ ca_load(char *err, size_t errlen)
 	if (ca_cert != NULL && ca_key != NULL &&
 	    X509_check_private_key(ca_cert, ca_key) == 1)
 		return 0;
+	if (access(cp, F_OK) == 0 || access(kp, F_OK) == 0) {
+		/* never overwrite a CA a user may already trust */
+		snprintf(err, errlen, "%s and %s do not load as a CA and its "
+		    "key: fix or remove them", cp, kp);
+		return -1;
+	}
 	X509_free(ca_cert);
 	EVP_PKEY_free(ca_key);
 	ERR_clear_error();
@@ -311,7 +341,8 @@ forge(X509 *up, const char *name)
 		    MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
 		X509_gmtime_adj(X509_getm_notBefore(x), -86400);
 		X509_gmtime_adj(X509_getm_notAfter(x), 365L * 86400);
-		snprintf(san, sizeof(san), "DNS:%s", name);
+		snprintf(san, sizeof(san), "%s:%s", is_ip_literal(name) ? "IP" :
+		    "DNS", name);
 		if (add_ext(x, &v3, "subjectAltName", san) == -1)
 			goto fail;
 	}
@@ -514,14 +545,6 @@ tls_cleanup(void)
 
 /* ------------------------------------------------------------ sides */
 
-static int
-is_ip_literal(const char *h)
-{
-	unsigned char a[16];
-
-	return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
-}
-
 /*
  * Starts TLS toward the upstream on s: SNI and the name checked are the
  * client's SNI, else the target host; the ALPN offer is the client's.
@@ -533,6 +556,13 @@ tls_upstream_start(struct conn *c, struct side *s, const struct addr *t,
 {
 	const char *name = c->sni ? c->sni : t->host;
 	SSL *ssl = SSL_new(c->route->cctx);
+	char ip[ADDRSTR];
+
+	if (name[0] == '\0') {		/* orig: the original destination */
+		sockname_str(&s->peer, ip, sizeof(ip));
+		ip_only(ip);
+		name = ip;
+	}
 
 	if (ssl == NULL || SSL_set_fd(ssl, s->fd) != 1)
 		goto fail;

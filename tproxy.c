@@ -61,7 +61,7 @@ static const char usage_text[] =
 "\n"
 "FILTER:  log   hexdump   s/REGEX/REPLACEMENT/[gi]   drop[:REGEX]\n"
 "         answer:TEXT|@FILE[,match=REGEX]   redirect:HOST:PORT[,match=REGEX]\n"
-"Filter keys: dir=c2s|s2c|both  src=CIDR  dst=CIDR  dport=N\n"
+"Filter keys: dir=c2s|s2c|both  src=CIDR  dst=CIDR  dport=N  sni=REGEX\n"
 "\n"
 "Observations go to stdout, diagnostics to stderr.  Exit status: 0 after\n"
 "SIGINT/SIGTERM, 1 on a runtime failure, 2 on a usage error.\n"
@@ -155,6 +155,13 @@ route_parse(struct route *r, int id, char **argv, int n)
 	    r->listen.type != A_UDP_TPROXY && r->listen.type != A_TCP_LISTEN)
 		usage_error("%s: orig needs a tcp-tproxy, udp-tproxy or "
 		    "tcp-listen (behind an nft redirect) listener", argv[1]);
+	if (r->target.type == A_ORIG && r->target.spoof &&
+	    r->listen.type == A_TCP_LISTEN)
+		usage_error("%s: spoof behind a redirect would reuse the "
+		    "connection's own addresses: use a tcp-tproxy listener",
+		    argv[1]);
+	if (r->target.tls && addr_is_udp(r->listen.type))
+		usage_error("%s: tls needs a stream listener", argv[1]);
 	if (r->target.type != A_ECHO && r->target.type != A_ORIG &&
 	    addr_is_udp(r->listen.type) != addr_is_udp(r->target.type))
 		usage_error("%s: a %s listener needs a %s target (or echo)",

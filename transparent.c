@@ -41,7 +41,13 @@ set_port(struct sockname *sn, uint16_t port)
 int
 orig_lookup(struct conn *c, int fd, char *err, size_t errlen)
 {
-	if (net_original_dst(fd, CLIENT(c)->local.ss.ss_family, &c->dst) == 0)
+	const struct sockaddr_in6 *l6 = (const void *)&CLIENT(c)->local.ss;
+	int family = CLIENT(c)->local.ss.ss_family;
+
+	/* an IPv4 client on a dual-stack listener: IPv4 conntrack */
+	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr))
+		family = AF_INET;
+	if (net_original_dst(fd, family, &c->dst) == 0)
 		return 0;
 	snprintf(err, errlen, "no original destination (%s): was the "
 	    "connection diverted by an nft redirect or dnat rule?",
@@ -131,7 +137,7 @@ priv_check(void)
 	if (needs_netadmin() && !have_netadmin()) {
 		diag_err("tproxy: spoof and udp-tproxy need CAP_NET_ADMIN "
 		    "(IP_TRANSPARENT) while running: run as root, or: setcap "
-		    "cap_net_admin+ep tproxy");
+		    "cap_net_admin,cap_net_bind_service+ep tproxy");
 		exit(1);
 	}
 }
