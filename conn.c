@@ -351,6 +351,7 @@ conn_reap(void)
 		struct conn *c = graveyard;
 
 		graveyard = c->next;
+		free(c->ti);
 		free(c);
 	}
 }
@@ -757,12 +758,13 @@ hello_peek(struct conn *c)
 	if (h.sni_bad)
 		diag_err("tproxy: #%llu invalid SNI in the ClientHello "
 		    "ignored", (unsigned long long)c->id);
-	if (h.sni[0] != '\0') {
-		memcpy(c->sni_buf, h.sni, sizeof(c->sni_buf));
-		c->sni = c->sni_buf;
+	if ((c->ti = calloc(1, sizeof(*c->ti))) == NULL) {
+		conn_fail(c, "out of memory");
+		return;
 	}
-	memcpy(c->hello_alpn, h.alpn, h.alpn_len);
-	c->hello_alpn_len = h.alpn_len;
+	c->ti->hello = h;
+	if (h.sni[0] != '\0')
+		c->sni = c->ti->hello.sni;
 	if (c->route->listen.passthrough != NULL && c->sni != NULL &&
 	    re_search(c->route->listen.passthrough, (const uint8_t *)c->sni,
 	    strlen(c->sni)))

@@ -413,11 +413,11 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	unsigned int i;
 
 	(void)arg;
-	if (c == NULL || c->alpn_len == 0)
+	if (c == NULL || c->ti == NULL || c->ti->alpn_len == 0)
 		return SSL_TLSEXT_ERR_NOACK;
 	for (i = 0; i < inlen; i += 1u + in[i])
-		if (in[i] == c->alpn_len && i + 1u + in[i] <= inlen &&
-		    memcmp(in + i + 1, c->alpn, c->alpn_len) == 0) {
+		if (in[i] == c->ti->alpn_len && i + 1u + in[i] <= inlen &&
+		    memcmp(in + i + 1, c->ti->alpn, c->ti->alpn_len) == 0) {
 			*out = in + i + 1;
 			*outlen = in[i];
 			return SSL_TLSEXT_ERR_OK;
@@ -570,8 +570,9 @@ tls_upstream_start(struct conn *c, struct side *s, const struct addr *t,
 	SSL_set_connect_state(ssl);
 	if (name[0] != '\0' && !is_ip_literal(name))
 		SSL_set_tlsext_host_name(ssl, name);
-	if (c->hello_alpn_len > 0)
-		SSL_set_alpn_protos(ssl, c->hello_alpn, c->hello_alpn_len);
+	if (c->ti != NULL && c->ti->hello.alpn_len > 0)
+		SSL_set_alpn_protos(ssl, c->ti->hello.alpn,
+		    c->ti->hello.alpn_len);
 	if (t->verify) {
 		if (is_ip_literal(name) ? X509_VERIFY_PARAM_set1_ip_asc(
 		    SSL_get0_param(ssl), name) != 1 : SSL_set1_host(ssl,
@@ -643,9 +644,10 @@ tls_handshake(struct conn *c, struct side *s, char *err, size_t errlen)
 			unsigned int n;
 
 			SSL_get0_alpn_selected(s->ssl, &p, &n);
-			if (n > 0 && n <= sizeof(c->alpn)) {
-				memcpy(c->alpn, p, n);
-				c->alpn_len = n;
+			if (c->ti != NULL && n > 0 &&
+			    n <= sizeof(c->ti->alpn)) {
+				memcpy(c->ti->alpn, p, n);
+				c->ti->alpn_len = n;
 			}
 		}
 		return 1;

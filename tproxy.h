@@ -215,11 +215,7 @@ struct conn {
 	struct timer	 wait;		/* connect timeout, first-bytes wait */
 	struct sockname	 dst;		/* where the client meant to go */
 	const char	*sni;		/* from the ClientHello, when valid */
-	char		 sni_buf[256];
-	uint8_t		 hello_alpn[256];	/* the client's ALPN offer */
-	size_t		 hello_alpn_len;
-	uint8_t		 alpn[256];	/* what the upstream chose */
-	size_t		 alpn_len;
+	struct tlsinfo	*ti;		/* TLS listeners only (memory) */
 	int		 passthrough;	/* TLS relayed untouched (by SNI) */
 	int		 tls_wait;	/* client handshake not finished */
 	int		 hello_wait;	/* ClientHello incomplete: retry later */
@@ -410,6 +406,13 @@ struct hello {
 };
 
 int	 hello_parse(const uint8_t *p, size_t n, struct hello *h) NONNULL;
+
+/* What a TLS listener's connection learnt from both handshakes. */
+struct tlsinfo {
+	struct hello	 hello;		/* the client's SNI and ALPN offer */
+	uint8_t		 alpn[256];	/* what the upstream chose */
+	size_t		 alpn_len;
+};
 
 /* ------------------------------------------------------------ tls.c */
 
