@@ -111,6 +111,25 @@ signals_setup(sigset_t *waitmask)
 	sigdelset(waitmask, SIGTERM);
 }
 
+/*
+ * Takes a pending SIGINT/SIGTERM.  ppoll() delivers them only when it
+ * sleeps: under constant load it returns at once with the signal blocked
+ * again, so the loop also looks for one every few turns.
+ */
+static void
+signals_take(void)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
+		quit_sig = sig;
+}
+
 /* Raises the fd soft limit to the hard limit: 2 fds per connection. */
 static void
 nofile_raise(void)
@@ -405,6 +424,7 @@ main(int argc, char **argv)
 {
 	sigset_t waitmask;
 	struct passwd *pw;
+	unsigned long turn;
 
 	setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
 	options_parse(argc, argv);
@@ -427,13 +447,15 @@ main(int argc, char **argv)
 	routes_announce();
 	out_flush();
 
-	while (!quit_sig) {
+	for (turn = 1; !quit_sig; turn++) {
 		if (loop_run_once(&waitmask) == -1 && errno != EINTR) {
 			diag_err("tproxy: poll: %s", strerror(errno));
 			break;
 		}
 		conn_reap();
 		out_flush();
+		if (turn % 64 == 0)
+			signals_take();
 	}
 	conn_close_all(quit_sig ? "shutdown" : "poll failed");
 	conn_reap();

@@ -472,3 +472,19 @@ signal_exit() {
 @test "SIGINT with connections open: exit status 0 and the summary line on stderr" {
 	signal_exit SIGINT
 }
+
+@test "SIGTERM in the middle of a busy transfer ends tproxy at once" {
+	local status=0
+	start_server srv swap $((512 * 1024 * 1024))
+	# log keeps every turn of the loop busy: ppoll() never has to sleep
+	start_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT" log
+	bg python3 "$TOOLS/relay_tool.py" swap "$PORT" $((512 * 1024 * 1024)) >"$T/swap.out"
+	wait_for "$T/tproxy.out" 'c2s .* bytes$'
+	sleep 0.5
+	kill -TERM "$TP_PID"
+	# under load, a pending signal must not wait for the load to end
+	wait_gone "$TP_PID" 3
+	wait "$TP_PID" || status=$?
+	[ "$status" -eq 0 ]
+	grep -E '^tproxy: exiting on SIGTERM' "$T/tproxy.err"
+}
