@@ -62,6 +62,21 @@ new_leaf() {
 		-out "$F/$name.pem" -extfile "$F/$name.ext" "${dates[@]}" 2>>"$F/$name.log"
 }
 
+# new_sub_ca NAME CA SUBJECT SERIAL: an intermediate CA $F/NAME.pem (key
+# $F/NAME.key, database $F/NAME.db) signed by the CA $F/CA.pem
+new_sub_ca() {
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$F/$1.key" \
+		-out "$F/$1.csr" -subj "$3" 2>"$F/$1.log"
+	printf '%s\n' 'basicConstraints = critical,CA:TRUE,pathlen:0' \
+		'keyUsage = critical,keyCertSign,cRLSign' >"$F/$1.ext"
+	echo "$4" >"$F/$2.db/serial"
+	CADIR=$F/$2.db openssl ca -batch -config "$F/ca.cnf" -notext -preserveDN \
+		-cert "$F/$2.pem" -keyfile "$F/$2.key" -in "$F/$1.csr" \
+		-out "$F/$1.pem" -extfile "$F/$1.ext" -days 365 2>>"$F/$1.log"
+	mkdir -p "$F/$1.db/new"
+	: >"$F/$1.db/index.txt"
+}
+
 setup_file() {
 	# a CA that tproxy generates lands here, never in root's home
 	export XDG_STATE_HOME=$BATS_FILE_TMPDIR/state
@@ -90,6 +105,10 @@ setup_file() {
 	new_leaf other uca /CN=other.test DNS:other.test 03
 	new_leaf served uca '/O=tls.bats/CN=served.test' DNS:served.test 04
 	new_leaf nosan uca /CN=nosan.test - 06
+	new_leaf ip uca /CN=127.0.0.1 IP:127.0.0.1 07
+	# an intermediate CA under uca, and a server certificate it issued
+	new_sub_ca inter uca '/O=tls.bats/CN=Upstream Test Intermediate CA' 08
+	new_leaf chained inter /CN=upstream.test DNS:upstream.test 09
 	# an upstream certificate issued by the interception CA itself
 	new_leaf icaup ica /CN=upstream.test DNS:upstream.test 05
 	# a self-signed upstream certificate nobody trusts
@@ -98,7 +117,7 @@ setup_file() {
 		-out "$F/self.pem" -subj /CN=upstream.test \
 		-addext subjectAltName=DNS:upstream.test 2>"$F/self.log"
 	local c
-	for c in ica uca up localhost other served nosan icaup self; do
+	for c in ica uca up localhost other served nosan ip inter chained icaup self; do
 		[ -s "$F/$c.pem" ] || {
 			echo "fixture $c.pem was not made:" >&2
 			cat "$F/$c.log" >&2
@@ -519,19 +538,39 @@ served_ok() {
 @test "without an SNI from the client the target host is the name verified" {
 	pyserver lh --cert "$F/localhost.pem" --key "$F/localhost.key"
 	local slh=$SPORT
+	pyserver ip --cert "$F/ip.pem" --key "$F/ip.key"
+	local sip=$SPORT
 	pyserver up --cert "$F/up.pem" --key "$F/up.key"
-	# plain clients, so no SNI: the name is the target's host, localhost
+	# plain clients, so no SNI: the name is the target's host
 	SSL_CERT_FILE=$F/uca.pem start_tproxy --json tcp-listen:0 tcp:localhost:"$slh",tls \
-		+ tcp-listen:0 tcp:localhost:"$SPORT",tls
-	route 1
-	run -0 timeout 20 nc -N 127.0.0.1 "$PORT" < <(printf 'GET /lh HTTP/1.0\r\n\r\n')
-	contains 'tls_server page' "$output"
-	# a certificate for upstream.test is not one for localhost
-	route 2
-	run timeout 20 nc -N 127.0.0.1 "$PORT" < <(printf 'GET /up HTTP/1.0\r\n\r\n')
-	lacks 'tls_server page' "$output"
-	err_logged 'verify=0'
-	json_error 'verify=0'
+		+ tcp-listen:0 tcp:127.0.0.1:"$sip",tls \
+		+ tcp-listen:0 tcp:localhost:"$SPORT",tls + tcp-listen:0 tcp:127.0.0.1:"$SPORT",tls
+	local r
+	for r in 1 2; do
+		route $r
+		run -0 timeout 20 nc -N 127.0.0.1 "$PORT" < <(printf 'GET / HTTP/1.0\r\n\r\n')
+		contains 'tls_server page' "$output"
+	done
+	# a certificate for upstream.test is not one for localhost, nor for
+	# 127.0.0.1
+	for r in 3 4; do
+		route $r
+		run timeout 20 nc -N 127.0.0.1 "$PORT" < <(printf 'GET / HTTP/1.0\r\n\r\n')
+		lacks 'tls_server page' "$output"
+	done
+	err_logged '#3 .*verify=0'
+	err_logged '#4 .*verify=0'
+	run -0 jq -s '[.[] | select(.event == "error" and (.reason | contains("verify=0")))] | length' "$T/tproxy.out"
+	[ "$output" -eq 2 ]
+}
+
+@test "an upstream certificate from an intermediate CA the upstream sends is verified" {
+	sserver up chained -cert_chain "$F/inter.pem"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
+	served_ok
+	leaf upstream.test "$T/forged.pem"
+	same subject "$(subject_of "$F/chained.pem")" "$(subject_of "$T/forged.pem")"
+	verified_by "$F/ica.pem" "$T/forged.pem"
 }
 
 @test "an upstream certificate issued by the interception CA is trusted without SSL_CERT_FILE" {
@@ -610,6 +649,32 @@ served_ok() {
 	contains 'HTTP/1.0 200 ok' "$output"
 }
 
+@test "cert= alone takes the key from the same file" {
+	sserver up served
+	cat "$F/served.pem" "$F/served.key" >"$T/both.pem"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "tcp-listen:0,tls,cert=$T/both.pem" tcp:127.0.0.1:"$SPORT",tls
+	leaf served.test "$T/got.pem" -CAfile "$F/uca.pem" -verify_return_error
+	same 'the certificate served' "$(fingerprint_of "$F/served.pem")" "$(fingerprint_of "$T/got.pem")"
+}
+
+@test "routes that forge nothing generate no CA" {
+	sserver up served
+	XDG_STATE_HOME=$T/state SSL_CERT_FILE=$F/uca.pem start_tproxy \
+		"tcp-listen:0,tls,cert=$F/served.pem,key=$F/served.key" tcp:127.0.0.1:"$SPORT",tls \
+		+ tcp-listen:0 tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run sclient -servername served.test -CAfile "$F/uca.pem" -verify_return_error
+	ok
+	contains 'HTTP/1.0 200 ok' "$output"
+	route 2
+	run -0 timeout 20 nc -N 127.0.0.1 "$PORT" < <(printf 'GET / HTTP/1.0\r\n\r\n')
+	contains 'HTTP/1.0 200 ok' "$output"
+	[ ! -e "$T/state/tproxy" ] || {
+		echo "a CA was generated:" >&2
+		ls -l "$T/state/tproxy" >&2
+		return 1
+	}
+}
+
 @test "--ca-cert and --ca-key sign with that CA, and no CA is generated" {
 	sserver up up
 	XDG_STATE_HOME=$T/state SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
@@ -641,6 +706,19 @@ served_ok() {
 	wait_for "$T/tproxy.out" 'GET / HTTP' 10
 }
 
+@test "passthrough= matches the SNI case-insensitively, and a client without SNI is intercepted" {
+	pyserver ip --cert "$F/ip.pem" --key "$F/ip.key"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" \
+		'tcp-listen:0,tls,passthrough=^upstream\.test$' tcp:127.0.0.1:"$SPORT",tls
+	leaf UPSTREAM.Test "$T/real.pem"
+	same 'the certificate seen' "$(fingerprint_of "$F/ip.pem")" "$(fingerprint_of "$T/real.pem")"
+	# no SNI: intercepted (and verified against the target host, 127.0.0.1)
+	timeout 20 openssl s_client -connect 127.0.0.1:"$PORT" -noservername -showcerts </dev/null >"$T/nosni.txt" 2>&1 || true
+	sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/{p;/-----END CERTIFICATE-----/q}' "$T/nosni.txt" >"$T/forged.pem"
+	same issuer "$(subject_of "$F/ica.pem")" "$(issuer_of "$T/forged.pem")"
+	same subject "$(subject_of "$F/ip.pem")" "$(subject_of "$T/forged.pem")"
+}
+
 @test "a passthrough client reaches even an upstream that tproxy would not trust" {
 	pyserver self --cert "$F/self.pem" --key "$F/self.key"
 	start_tproxy "${ICA[@]}" 'tcp-listen:0,tls,passthrough=^upstream\.' tcp:127.0.0.1:"$SPORT",tls
@@ -656,7 +734,8 @@ served_ok() {
 	sserver up up -keylogfile "$T/upstream.keys"
 	echo '# kept: keylog= appends' >"$T/keys.log"
 	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls,keylog="$T/keys.log" tcp:127.0.0.1:"$SPORT",tls
-	SSLKEYLOGFILE=$T/curl.keys run -0 --separate-stderr curl_up --cacert "$F/ica.pem" --tlsv1.3
+	SSLKEYLOGFILE=$T/curl.keys run --separate-stderr curl_up --cacert "$F/ica.pem" --tlsv1.3
+	ok
 	contains 'Secure Renegotiation' "$output"
 	stop_tproxy
 	same 'first line' '# kept: keylog= appends' "$(head -n 1 "$T/keys.log")"
@@ -683,7 +762,9 @@ served_ok() {
 @test "keylog= writes CLIENT_RANDOM lines for TLS 1.2 on both sides" {
 	sserver up up -keylogfile "$T/upstream.keys" -tls1_2
 	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls,keylog="$T/keys.log" tcp:127.0.0.1:"$SPORT",tls
-	SSLKEYLOGFILE=$T/curl.keys run -0 --separate-stderr curl_up --cacert "$F/ica.pem" --tls-max 1.2
+	SSLKEYLOGFILE=$T/curl.keys run --separate-stderr curl_up --cacert "$F/ica.pem" --tls-max 1.2
+	ok
+	contains 'Secure Renegotiation' "$output"
 	stop_tproxy
 	run -0 grep -c '^CLIENT_RANDOM [0-9a-f]\{64\} [0-9a-f]\{96\}$' "$T/keys.log"
 	[ "$output" -ge 2 ]
@@ -743,19 +824,81 @@ served_ok() {
 		"$(grep '^hello' "$T/up.log")"
 }
 
+# --- filters on intercepted connections ------------------------------------------------
+
+@test "filter keys match on the client's SNI" {
+	pyserver up --cert "$F/up.pem" --key "$F/up.key"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls 'log,sni=^alt\.'
+	run tls_client get --sni upstream.test --cafile "$F/ica.pem"
+	ok
+	run tls_client get --sni alt.upstream.test --cafile "$F/ica.pem"
+	ok
+	wait_for "$T/tproxy.out" ' #2 s2c ' 10
+	stop_tproxy
+	run -1 grep ' #1 ' "$T/tproxy.out"
+}
+
+@test "redirect on the SNI sends an intercepted client to the other upstream, over TLS, with a certificate forged from its own" {
+	pyserver up --cert "$F/up.pem" --key "$F/up.key"
+	local sup=$SPORT
+	pyserver other --cert "$F/up.pem" --key "$F/up.key"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$sup",tls \
+		"redirect:127.0.0.1:$SPORT,sni=^alt\."
+	run tls_client get --sni alt.upstream.test --cafile "$F/ica.pem" --cert-out "$T/forged.pem"
+	ok
+	contains 'tls_server page' "$output"
+	# the other upstream got a TLS ClientHello with the SNI, not plain text
+	run -0 grep '^hello' "$T/other.log"
+	same 'what the other upstream got' 'hello sni=alt.upstream.test alpn=-' "$output"
+	# the client's certificate copies the upstream's, it is not made up
+	# from the SNI
+	same subject "$(subject_of "$F/up.pem")" "$(subject_of "$T/forged.pem")"
+	same subjectAltName "$(san_of "$F/up.pem")" "$(san_of "$T/forged.pem")"
+}
+
 # --- intercepted connections at work --------------------------------------------------
 
 @test "a clean intercepted exchange prints nothing on stderr but the listening line" {
 	sserver up up
 	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
 	served_ok
-	run -0 sclient -servername upstream.test -CAfile "$F/ica.pem" -verify_return_error
+	run sclient -servername upstream.test -CAfile "$F/ica.pem" -verify_return_error
+	ok
 	stop_tproxy
 	run grep -v -e '^tproxy: listening on ' -e '^tproxy: exiting on SIGTERM' "$T/tproxy.err"
 	[ -z "$output" ] || {
 		printf 'unexpected lines on stderr:\n%s\n' "$output" >&2
 		return 1
 	}
+}
+
+@test "an upstream that speaks first is heard before the client says anything" {
+	# as SMTP, IMAP or FTP over TLS do: the greeting follows the handshake
+	pyserver up --cert "$F/up.pem" --key "$F/up.key" --mode banner
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
+	run tls_client get --sni upstream.test --cafile "$F/ica.pem" --send '' --count 12 --wait 15
+	ok
+	same reply "$(printf 'version=TLSv1.3 alpn=-\n220 banner\r')" "$output"
+}
+
+@test "a request sent together with the client's Finished is relayed" {
+	pyserver up --cert "$F/up.pem" --key "$F/up.key"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
+	run tls_client coalesced --sni upstream.test --cafile "$F/ica.pem" --wait 15
+	ok
+	contains 'tls_server page' "$output"
+	contains 'request=GET / HTTP/1.0' "$output"
+}
+
+@test "a client resuming its TLS session is served" {
+	sserver up up
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
+	run sclient -servername upstream.test -CAfile "$F/ica.pem" -verify_return_error -sess_out "$T/session"
+	ok
+	[ -s "$T/session" ]
+	run sclient -servername upstream.test -CAfile "$F/ica.pem" -verify_return_error -sess_in "$T/session"
+	ok
+	contains 'HTTP/1.0 200 ok' "$output"
 }
 
 @test "a megabyte of random bytes passes both ways through an intercepted connection unchanged" {
@@ -808,6 +951,17 @@ served_ok() {
 	pyserver up --cert "$F/up.pem" --key "$F/up.key"
 	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
 	run tls_client split-hello --sni upstream.test --cafile "$F/ica.pem" --delay 1
+	ok
+	contains 'tls_server page' "$output"
+	contains 'sni=upstream.test' "$output"
+}
+
+@test "a ClientHello carried in two TLS records is read" {
+	# RFC 8446 5.1: a handshake message may span records (a ClientHello
+	# over 16 KiB must); OpenSSL servers accept it, so must tproxy
+	pyserver up --cert "$F/up.pem" --key "$F/up.key"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
+	run tls_client hello-records --sni upstream.test --cafile "$F/ica.pem" --wait 15
 	ok
 	contains 'tls_server page' "$output"
 	contains 'sni=upstream.test' "$output"
@@ -962,6 +1116,11 @@ served_ok() {
 	run tls_client reject --count 100 --sni upstream.test
 	ok
 	[ "$output" = 'rejected 100' ]
+	# clients gone before their upstream answered, politely or by a reset
+	run tls_client hello-close --count 100 --sni upstream.test
+	ok
+	run tls_client hello-close --count 100 --sni upstream.test --rst
+	ok
 	# upstreams that reset, upstreams that fail verification
 	route 2
 	run tls_client fail --count 100 --sni upstream.test
@@ -1008,6 +1167,27 @@ served_ok() {
 @test "a bad passthrough= regex is a usage error" {
 	run -2 --separate-stderr timeout 10 "$TPROXY" 'tcp-listen:0,tls,passthrough=(' tcp:127.0.0.1:443,tls
 	contains 'passthrough' "$stderr"
+	lacks 'listening on' "$stderr"
+}
+
+@test "cert=, key=, keylog= and passthrough= without tls, key= without cert=, and --ca-cert alone are usage errors" {
+	local spec
+	for spec in "tcp-listen:0,cert=$F/served.pem,key=$F/served.key" "tcp-listen:0,keylog=$T/k.log" \
+		'tcp-listen:0,passthrough=x' "tcp-listen:0,tls,key=$F/served.key"; do
+		run -2 --separate-stderr timeout 10 "$TPROXY" "$spec" tcp:127.0.0.1:443,tls
+		[[ $stderr == 'tproxy: '* ]]
+		lacks 'listening on' "$stderr"
+	done
+	run -2 --separate-stderr timeout 10 "$TPROXY" --ca-cert="$F/ica.pem" tcp-listen:0,tls tcp:127.0.0.1:443,tls
+	contains 'ca-key' "$stderr"
+	run -2 --separate-stderr timeout 10 "$TPROXY" --ca-key="$F/ica.key" tcp-listen:0,tls tcp:127.0.0.1:443,tls
+	contains 'ca-cert' "$stderr"
+}
+
+@test "a keylog= file that cannot be opened is a runtime failure naming it" {
+	run -1 --separate-stderr timeout 10 "$TPROXY" "${ICA[@]}" "tcp-listen:0,tls,keylog=$T/no/such/dir/keys.log" \
+		tcp:127.0.0.1:443,tls
+	contains "$T/no/such/dir/keys.log" "$stderr"
 	lacks 'listening on' "$stderr"
 }
 

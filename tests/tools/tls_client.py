@@ -13,6 +13,10 @@ Modes:
   bulk       a TLS client that sends --count random bytes to an echoing
              upstream while reading the echo, and checks the echo is the
              same bytes; prints "echoed N"
+  hello-records  as get, but the ClientHello message is carried in two TLS
+             records (RFC 8446 5.1 lets a handshake message span records)
+  coalesced  as get, but the request goes in the same write as the
+             client's last handshake message
   split-hello  as get, but the ClientHello is written in two pieces,
              --delay seconds apart
   garbage    --count N connections in turn, each sending bytes that are not
@@ -51,7 +55,6 @@ import struct
 import sys
 import threading
 import time
-
 
 def unescape(s):
     return s.encode('latin-1').decode('unicode_escape').encode('latin-1')
@@ -204,6 +207,61 @@ def mode_bulk(args):
     return 0
 
 
+def read_all(s, obj, inc, out, count=None):
+    """What the SSLObject reads until EOF, or until count bytes came."""
+    got = b''
+    while count is None or len(got) < count:
+        try:
+            chunk = pump(s, obj, inc, out, lambda: obj.read(65536))
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def mode_hello_records(args):
+    s = connect(args)
+    obj, inc, out = bio_client(args)
+    hello = first_flight(obj, out)
+    ver, body = hello[1:3], hello[5:]
+    cut = len(body) // 3
+    for part in (body[:cut], body[cut:]):
+        s.sendall(b'\x16' + ver + struct.pack('!H', len(part)) + part)
+    pump(s, obj, inc, out, obj.do_handshake)
+    report(obj, args)
+    pump(s, obj, inc, out, lambda: obj.write(request(args)))
+    sys.stdout.buffer.write(read_all(s, obj, inc, out, args.count))
+    s.close()
+    return 0
+
+
+def mode_coalesced(args):
+    s = connect(args)
+    obj, inc, out = bio_client(args)
+    s.sendall(first_flight(obj, out))
+    while True:
+        got = s.recv(65536)
+        if not got:
+            print('closed during the handshake', file=sys.stderr)
+            return 1
+        inc.write(got)
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            data = out.read()
+            if data:
+                s.sendall(data)
+    report(obj, args)
+    obj.write(request(args))
+    s.sendall(out.read())     # Finished and the request in one write
+    sys.stdout.buffer.write(read_all(s, obj, inc, out, args.count))
+    s.close()
+    return 0
+
+
 def mode_split_hello(args):
     s = connect(args)
     obj, inc, out = bio_client(args)
@@ -215,16 +273,7 @@ def mode_split_hello(args):
     pump(s, obj, inc, out, obj.do_handshake)
     report(obj, args)
     pump(s, obj, inc, out, lambda: obj.write(request(args)))
-    got = b''
-    while True:
-        try:
-            chunk = pump(s, obj, inc, out, lambda: obj.read(65536))
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            break
-        if not chunk:
-            break
-        got += chunk
-    sys.stdout.buffer.write(got)
+    sys.stdout.buffer.write(read_all(s, obj, inc, out, args.count))
     s.close()
     return 0
 
@@ -351,6 +400,8 @@ MODES = {
     'get': mode_get,
     'bulk': mode_bulk,
     'split-hello': mode_split_hello,
+    'coalesced': mode_coalesced,
+    'hello-records': mode_hello_records,
     'garbage': mode_garbage,
     'reject': mode_reject,
     'fail': mode_fail,

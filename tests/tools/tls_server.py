@@ -24,6 +24,8 @@ parsed here, so the log says exactly what the client (tproxy) sent:
                  echo  send back every chunk until EOF
                  reset read the ClientHello and reset the connection (RST)
                        instead of answering it
+                 banner send "220 banner\r\n" as soon as the handshake is
+                       done, then echo
   --plain        no TLS at all (with --mode echo or http)
 
 Runs until killed.
@@ -166,7 +168,9 @@ def serve(conn, args, ctx):
             s = tls
         else:
             s = conn
-        if args.mode == 'echo':
+        if args.mode == 'banner':
+            s.sendall(b'220 banner\r\n')
+        if args.mode in ('echo', 'banner'):
             while True:
                 data = s.recv(65536)
                 if not data:
@@ -203,7 +207,7 @@ def main():
     ap.add_argument('--alpn')
     ap.add_argument('--keylog')
     ap.add_argument('--log')
-    ap.add_argument('--mode', choices=('http', 'echo', 'reset'), default='http')
+    ap.add_argument('--mode', choices=('http', 'echo', 'reset', 'banner'), default='http')
     ap.add_argument('--plain', action='store_true')
     args = ap.parse_args()
 
