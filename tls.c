@@ -685,28 +685,25 @@ tls_peer_cert(struct side *s)
 }
 
 /*
- * Reads up to n bytes of plaintext.  Returns the count, 0 at the end of
- * the stream, -1 when it must wait (s->ssl_want), -2 on error (err).
+ * What an SSL_read()/SSL_write() result rc means: the count (rc > 0), 0 at
+ * the end of the stream (reads), -1 when it must wait (s->ssl_want says for
+ * what), -2 on an error (the reason in err).
  */
-ssize_t
-tls_read(struct side *s, void *buf, size_t n, char *err, size_t errlen)
+static ssize_t
+tls_result(struct side *s, int rc, int reading, char *err, size_t errlen)
 {
-	int rc = SSL_read(s->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n), e;
+	int e;
 
 	s->ssl_want = 0;
 	if (rc > 0)
 		return rc;
 	e = SSL_get_error(s->ssl, rc);
-	if (e == SSL_ERROR_WANT_READ) {
-		s->ssl_want = POLLIN;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		s->ssl_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 		return -1;
 	}
-	if (e == SSL_ERROR_WANT_WRITE) {
-		s->ssl_want = POLLOUT;
-		return -1;
-	}
-	if (e == SSL_ERROR_ZERO_RETURN ||
-	    (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0))
+	if (reading && (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL &&
+	    ERR_peek_error() == 0 && errno == 0)))
 		return 0;
 	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
 		snprintf(err, errlen, "%s", strerror(errno));
@@ -716,31 +713,23 @@ tls_read(struct side *s, void *buf, size_t n, char *err, size_t errlen)
 	return -2;
 }
 
+/* Reads up to n bytes of plaintext; see tls_result() for what it returns. */
+ssize_t
+tls_read(struct side *s, void *buf, size_t n, char *err, size_t errlen)
+{
+	errno = 0;
+	return tls_result(s, SSL_read(s->ssl, buf, n > INT32_MAX ? INT32_MAX :
+	    (int)n), 1, err, errlen);
+}
+
 /* Writes plaintext; returns the count, -1 to wait, -2 on error (err). */
 ssize_t
 tls_write(struct side *s, const void *buf, size_t n, char *err,
     size_t errlen)
 {
-	int rc = SSL_write(s->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n), e;
-
-	s->ssl_want = 0;
-	if (rc > 0)
-		return rc;
-	e = SSL_get_error(s->ssl, rc);
-	if (e == SSL_ERROR_WANT_READ) {
-		s->ssl_want = POLLIN;
-		return -1;
-	}
-	if (e == SSL_ERROR_WANT_WRITE) {
-		s->ssl_want = POLLOUT;
-		return -1;
-	}
-	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-		snprintf(err, errlen, "%s", strerror(errno));
-	else
-		snprintf(err, errlen, "TLS: %s", tls_error());
-	ERR_clear_error();
-	return -2;
+	errno = 0;
+	return tls_result(s, SSL_write(s->ssl, buf, n > INT32_MAX ? INT32_MAX :
+	    (int)n), 0, err, errlen);
 }
 
 /* Returns 1 once the handshake on s is complete. */

@@ -13,20 +13,6 @@ load helper
 CLIENT=$TOOLS/filt_client.py
 SERVER=$TOOLS/filt_server.py
 
-# contains TEXT STRING: STRING contains the fixed string TEXT
-contains() {
-	[[ $2 == *"$1"* ]] && return 0
-	printf 'expected to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
-# lacks TEXT STRING: STRING does not contain the fixed string TEXT
-lacks() {
-	[[ $2 != *"$1"* ]] && return 0
-	printf 'expected not to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
 # same_bytes FILE PRINTF-FORMAT: FILE holds exactly the bytes of the format
 same_bytes() {
 	# shellcheck disable=SC2059

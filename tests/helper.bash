@@ -103,3 +103,24 @@ wait_for() {
 fd_count() {
 	ls "/proc/$1/fd" | wc -l
 }
+
+# contains TEXT STRING: STRING contains the fixed string TEXT
+contains() {
+	[[ $2 == *"$1"* ]] && return 0
+	printf 'expected to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
+	return 1
+}
+
+# matches REGEX STRING: some line of STRING matches the extended REGEX
+matches() {
+	grep -qE -- "$1" <<<"$2" && return 0
+	printf 'expected a line matching: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
+	return 1
+}
+
+# lacks TEXT STRING: STRING does not contain the fixed string TEXT
+lacks() {
+	[[ $2 != *"$1"* ]] && return 0
+	printf 'expected not to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
+	return 1
+}

@@ -128,20 +128,6 @@ setup_file() {
 
 # --- helpers ------------------------------------------------------------------
 
-# contains TEXT STRING: STRING contains the fixed string TEXT
-contains() {
-	[[ $2 == *"$1"* ]] && return 0
-	printf 'expected to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
-# lacks TEXT STRING: STRING does not contain the fixed string TEXT
-lacks() {
-	[[ $2 != *"$1"* ]] && return 0
-	printf 'expected not to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
 # same WHAT EXPECTED GOT: EXPECTED and GOT are equal; WHAT names them
 same() {
 	[ "$2" = "$3" ] && return 0

@@ -15,20 +15,6 @@ UDP=$TOOLS/udp_tool.py
 
 TS_HEX='[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}'
 
-# contains TEXT STRING: STRING contains the fixed string TEXT
-contains() {
-	[[ $2 == *"$1"* ]] && return 0
-	printf 'expected to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
-# lacks TEXT STRING: STRING does not contain the fixed string TEXT
-lacks() {
-	[[ $2 != *"$1"* ]] && return 0
-	printf 'expected not to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
 # udp_server NAME ARG...: udp_tool.py server in the background, logging each
 # datagram it receives to $T/NAME.log; sets SPORT once it is bound
 udp_server() {

@@ -101,27 +101,6 @@ same() {
 	diff -u "$1" "$2" >&2
 }
 
-# contains TEXT STRING: STRING contains the fixed string TEXT
-contains() {
-	[[ $2 == *"$1"* ]] && return 0
-	printf 'expected to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
-# matches REGEX STRING: some line of STRING matches the extended REGEX
-matches() {
-	grep -qE -- "$1" <<<"$2" && return 0
-	printf 'expected a line matching: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
-# lacks TEXT STRING: STRING does not contain the fixed string TEXT
-lacks() {
-	[[ $2 != *"$1"* ]] && return 0
-	printf 'expected not to contain: %s\n--- got:\n%s\n---\n' "$1" "$2" >&2
-	return 1
-}
-
 # sysctl_of NS KEY: the value of /proc/sys/KEY in NS
 sysctl_of() {
 	in_ns "$1" cat "/proc/sys/$2"
