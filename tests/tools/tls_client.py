@@ -50,6 +50,7 @@ stderr).
 import argparse
 import os
 import socket
+import select
 import ssl
 import struct
 import sys
@@ -172,35 +173,44 @@ def mode_get(args):
 
 
 def mode_bulk(args):
+    """Send and read back at once from one thread: an SSL object must not
+    be used by two threads at the same time."""
     n = args.count or 1048576
     data = os.urandom(n)
     s = connect(args)
     t = context(args).wrap_socket(s, server_hostname=args.sni)
-    got = []
-    err = []
-
-    def reader():
-        have = 0
+    t.setblocking(False)
+    got = bytearray()
+    sent = 0
+    err = None
+    deadline = time.monotonic() + args.wait
+    while len(got) < n and time.monotonic() < deadline:
+        want_w = sent < n
+        r, w, _ = select.select([t], [t] if want_w else [], [], 0.5)
         try:
-            while have < n:
+            if want_w and w:
+                sent += t.send(data[sent:sent + 16384])
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except (OSError, ssl.SSLError) as e:
+            err = e
+            break
+        try:
+            while True:
                 chunk = t.recv(65536)
                 if not chunk:
-                    break
-                got.append(chunk)
-                have += len(chunk)
+                    raise EOFError()
+                got += chunk
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except EOFError:
+            break
         except (OSError, ssl.SSLError) as e:
-            err.append(e)
-
-    th = threading.Thread(target=reader)
-    th.start()
-    view = memoryview(data)
-    for i in range(0, n, 16384):
-        t.sendall(view[i:i + 16384])
-    th.join(args.wait)
-    back = b''.join(got)
-    if back != data:
+            err = e
+            break
+    if bytes(got) != data:
         print('echo differs: sent %d bytes, got %d back%s' % (
-            n, len(back), ' (%r)' % err[0] if err else ''), file=sys.stderr)
+            n, len(got), ' (%r)' % err if err else ''), file=sys.stderr)
         return 1
     print('echoed %d' % n)
     t.close()
