@@ -447,11 +447,18 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 
 	if (!r->listen.tls && !r->target.tls)
 		return 0;
-	if (r->listen.keylog[0] != '\0' &&
-	    (keylog = fopen(r->listen.keylog, "a")) == NULL) {
-		snprintf(err, errlen, "keylog=%s: %s", r->listen.keylog,
-		    strerror(errno));
-		return -1;
+	if (r->listen.keylog[0] != '\0') {
+		/* TLS secrets: readable by the owner only */
+		int fd = open(r->listen.keylog, O_WRONLY | O_APPEND | O_CREAT |
+		    O_CLOEXEC, 0600);
+
+		if (fd == -1 || (keylog = fdopen(fd, "a")) == NULL) {
+			snprintf(err, errlen, "keylog=%s: %s", r->listen.keylog,
+			    strerror(errno));
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
 	}
 	r->keylog = keylog;
 	if (r->listen.tls) {

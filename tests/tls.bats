@@ -716,6 +716,16 @@ served_ok() {
 
 # --- keylog --------------------------------------------------------------------------
 
+@test "a keylog= file tproxy creates is readable by its owner only" {
+	sserver up up
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls,keylog="$T/new.keys" tcp:127.0.0.1:"$SPORT",tls
+	run --separate-stderr curl_up --cacert "$F/ica.pem"
+	ok
+	stop_tproxy
+	[ -s "$T/new.keys" ]
+	same 'mode' 600 "$(stat -c %a "$T/new.keys")"
+}
+
 @test "keylog= appends both sides' secrets in the SSLKEYLOGFILE format (TLS 1.3)" {
 	sserver up up -keylogfile "$T/upstream.keys"
 	echo '# kept: keylog= appends' >"$T/keys.log"
