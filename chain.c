@@ -177,7 +177,8 @@ tap_find(const char *name, size_t len)
 	const struct tap_ops *const *o;
 
 	for (o = all_taps; *o; o++)
-		if (strlen((*o)->name) == len &&
+		if (*o != &tap_replace &&	/* only as sDREDREPLD */
+		    strlen((*o)->name) == len &&
 		    strncasecmp((*o)->name, name, len) == 0)
 			return *o;
 	return NULL;

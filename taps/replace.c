@@ -204,6 +204,11 @@ replace_parse(struct tap *t, const char *arg, char *err, size_t len)
 		return -1;
 	t->conf = r;
 	t->hold_ms = HOLD_MS;
+	if (arg[0] != 's' || d == '\0' || strchr(arg + 2, d) == NULL) {
+		snprintf(err, len, "expected s/REGEX/REPLACEMENT/[gi], got '%s'",
+		    arg);
+		return -1;
+	}
 	re_e = part_end(arg, re_s, d);
 	rp_s = re_e + 1;
 	rp_e = part_end(arg, rp_s, d);

@@ -728,3 +728,11 @@ good_route() {
 		's:1' u:1 w:0.6 's:2' u:2 w:0.6 's:3' u:3 w:0.6 's:4' u:4 w:0.6 's:5' u:5 shut eof
 	[ "$output" = 12345 ]
 }
+
+@test "s and S:ARG without an s-expression are usage errors, not a substitution" {
+	local spec
+	for spec in 's' 'S:\' 's:' 'S:/a/b/'; do
+		run -2 --separate-stderr "$TPROXY" tcp-listen:0 echo "$spec"
+		contains "$spec" "$stderr"
+	done
+}
