@@ -998,12 +998,14 @@ conn_start(struct conn *c)
 	const struct addr *l = &c->route->listen;
 	char err[ERRLEN];
 
-	ev_accept(c);
+	/* behind a redirect, the accept event names the original destination */
 	if (c->route->target.type == A_ORIG && l->type == A_TCP_LISTEN &&
 	    orig_lookup(c, CLIENT(c)->fd, err, sizeof(err)) == -1) {
+		ev_accept(c);
 		conn_fail(c, err);
 		return;
 	}
+	ev_accept(c);
 	if (c->idle_ms > 0)
 		timer_arm(&c->idle, c->idle_ms);
 	if (l->tls) {

@@ -507,6 +507,16 @@ teardown() {
 		"#[0-9]+ c2s $(re "$CLIENT") > \[2001:db8:2::10\]:80 $MSGLEN bytes"
 }
 
+@test "behind a redirect, an IPv4 client on a dual-stack listener reaches its server, and accept names it" {
+	topo_up redirect
+	gw_tproxy --json 'tcp-listen:[::]:8080' orig
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	wait_for "$T/tproxy.out" '"event": ?"accept"'
+	run -0 grep '"event": \?"accept"' "$T/tproxy.out"
+	echo "$output"
+	[[ $output == *'"dst":"203.0.113.10:80"'* ]]
+}
+
 @test "orig,port-map=80:10080 sends the connection for port 80 to the server's port 10080" {
 	topo_up
 	gw_tproxy tcp-tproxy:8080 'orig,port-map=443:10443;80:10080' log
