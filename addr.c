@@ -592,6 +592,21 @@ sockname_str(const struct sockname *sn, char *buf, size_t len)
 	}
 }
 
+/* The address alone, without port or brackets ("::1"); "-" when none. */
+void
+sockname_host(const struct sockname *sn, char *buf, size_t len)
+{
+	const struct sockaddr_in *s4 = (const void *)&sn->ss;
+	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
+
+	if (sn->ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+	else if (sn->ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+	else
+		snprintf(buf, len, "-");
+}
+
 uint16_t
 sockname_port(const struct sockname *sn)
 {

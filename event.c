@@ -47,8 +47,9 @@ ev_listen(const struct route *r)
 		out_printf(",\"path\":");
 		out_json_str(r->listen.path, strlen(r->listen.path));
 	} else {
+		sockname_host(&r->lname, l, sizeof(l));	/* as bound */
 		out_printf(",\"addr\":");
-		out_json_str(r->listen.host, strlen(r->listen.host));
+		out_json_str(l, strlen(l));
 		out_printf(",\"port\":%u", sockname_port(&r->lname));
 	}
 	out_printf(",\"target\":");

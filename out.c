@@ -45,7 +45,7 @@ out_color(void)
 {
 	if (color < 0)
 		color = !opt_json && isatty(STDOUT_FILENO) &&
-		    getenv("NO_COLOR") == NULL;
+		    (getenv("NO_COLOR") == NULL || *getenv("NO_COLOR") == '\0');
 	return color;
 }
 

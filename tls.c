@@ -64,22 +64,6 @@ key_new(void)
 	return EVP_EC_gen("P-256");
 }
 
-/* "1.2.3.4:80" -> "1.2.3.4", "[::1]:80" -> "::1" */
-static void
-ip_only(char *s)
-{
-	char *colon = strrchr(s, ':');
-
-	if (s[0] == '[') {
-		char *end = strchr(s, ']');
-
-		if (end != NULL)
-			*end = '\0';
-		memmove(s, s + 1, strlen(s));
-	} else if (colon != NULL)
-		*colon = '\0';
-}
-
 static int
 is_ip_literal(const char *h)
 {
@@ -566,8 +550,7 @@ tls_upstream_start(struct conn *c, struct side *s, const struct addr *t,
 	char ip[ADDRSTR];
 
 	if (name[0] == '\0') {		/* orig: the original destination */
-		sockname_str(&s->peer, ip, sizeof(ip));
-		ip_only(ip);
+		sockname_host(&s->peer, ip, sizeof(ip));
 		name = ip;
 	}
 

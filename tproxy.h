@@ -87,6 +87,8 @@ struct sockname {
 
 void	 sockname_str(const struct sockname *sn, char *buf, size_t len) NONNULL;
 uint16_t sockname_port(const struct sockname *sn) NONNULL;
+void	 sockname_host(const struct sockname *sn, char *buf, size_t len)
+	    NONNULL;
 
 /* A CIDR block for the src= and dst= filter keys. */
 struct cidr {
