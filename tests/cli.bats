@@ -740,5 +740,5 @@ good_route() {
 @test "--json listen names the bound address even when the host was a name" {
 	start_tproxy --json tcp-listen:localhost:0 echo
 	wait_for "$T/tproxy.out" '"event":"listen"'
-	jq -se --argjson p "$PORT" '.[0] | .addr == "127.0.0.1" and .port == $p' "$T/tproxy.out"
+	jq -se --argjson p "$PORT" '.[0] | (.addr == "127.0.0.1" or .addr == "::1") and .port == $p' "$T/tproxy.out"
 }
