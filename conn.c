@@ -882,11 +882,6 @@ conn_connect(struct conn *c)
 			conn_opened(c);
 		return;
 	}
-	if (c->udp) {
-		if (udp_connect(c, t, err, sizeof(err)) == -1)
-			conn_fail(c, err);
-		return;
-	}
 	if (t->type == A_ORIG) {
 		if (orig_target(c, t, &to, err, sizeof(err)) == -1) {
 			conn_fail(c, err);
@@ -895,10 +890,15 @@ conn_connect(struct conn *c)
 		pre = &to;
 	} else if (t == &c->route->target && c->route->tresolved)
 		pre = &c->route->tname;
-	fd = net_connect(t, pre, t->spoof ? &CLIENT(c)->peer : NULL,
-	    &sv->peer, err, sizeof(err));
+	fd = net_connect(t, c->udp ? SOCK_DGRAM : SOCK_STREAM, pre,
+	    t->spoof ? &CLIENT(c)->peer : NULL, &sv->peer, err, sizeof(err));
 	if (fd == -1) {
 		conn_fail(c, err);
+		return;
+	}
+	if (c->udp) {			/* connected at once */
+		if (udp_opened(c, fd) == -1)
+			conn_fail(c, "out of memory");
 		return;
 	}
 	sv->fd = fd;

@@ -222,12 +222,15 @@ fail:
 }
 
 /*
- * Starts a non-blocking connect to a (or to *pre when the target was
- * resolved at start-up); fills *to with the address tried.  Returns the
- * socket, or -1 with a message in err.
+ * Starts a non-blocking connect of a socket of type (SOCK_STREAM or
+ * SOCK_DGRAM) to a, or to *pre when the destination is already known (a
+ * literal resolved at start-up, or an original destination); fills *to with
+ * the address tried.  With spoof, the socket is bound to that address first
+ * (IP_TRANSPARENT), else to a's bind= if any.  Returns the socket, or -1
+ * with a message in err.
  */
 int
-net_connect(const struct addr *a, const struct sockname *pre,
+net_connect(const struct addr *a, int type, const struct sockname *pre,
     const struct sockname *spoof, struct sockname *to, char *err,
     size_t errlen)
 {
@@ -243,11 +246,12 @@ net_connect(const struct addr *a, const struct sockname *pre,
 		*to = *pre;
 	} else if (net_resolve(a->host, a->port, 0, to, err, errlen) == -1)
 		return -1;
-	fd = socket(to->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
+	fd = socket(to->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto fail;
-	if (to->ss.ss_family != AF_UNIX)
+	if (type == SOCK_DGRAM)
+		udp_buffers(fd);
+	else if (to->ss.ss_family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 	if (spoof != NULL) {

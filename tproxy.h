@@ -371,8 +371,7 @@ extern long	 opt_max_conns, opt_idle_timeout;
 extern long	 opt_udp_timeout;
 
 void	 udp_listen_ready(struct route *r) NONNULL;
-int	 udp_connect(struct conn *c, const struct addr *t, char *err,
-	    size_t errlen) NONNULL WUNRES;
+int	 udp_opened(struct conn *c, int fd) NONNULL WUNRES;
 void	 udp_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 	    NONNULL;
 void	 udp_forget(struct conn *c) NONNULL;
@@ -445,9 +444,10 @@ void	 tls_free(struct side *s) NONNULL;
 /* ------------------------------------------------------------ net.c */
 
 int	 net_listen(struct route *r, char *err, size_t errlen) NONNULL WUNRES;
-int	 net_connect(const struct addr *a, const struct sockname *pre,
-	    const struct sockname *spoof, struct sockname *to, char *err,
-	    size_t errlen) __attribute__((nonnull(1, 4, 5))) WUNRES;
+int	 net_connect(const struct addr *a, int type,
+	    const struct sockname *pre, const struct sockname *spoof,
+	    struct sockname *to, char *err, size_t errlen)
+	    __attribute__((nonnull(1, 5, 6))) WUNRES;
 int	 net_transparent(int fd, int family, char *err, size_t errlen);
 int	 net_original_dst(int fd, int family, struct sockname *out) NONNULL;
 int	 net_is_local(const struct sockname *sn) NONNULL;

@@ -471,53 +471,18 @@ session_client_ready(void *arg, int revents)
 }
 
 /*
- * Opens the session's upstream socket, connected to t, and sends what the
- * chain produced before it existed.  Returns 0, or -1 with a message.
+ * Takes the session's upstream socket (connected by net_connect()) and
+ * sends what the chain produced before it existed.  Returns 0, or -1 (no
+ * memory; the socket is closed).
  */
 int
-udp_connect(struct conn *c, const struct addr *t, char *err, size_t errlen)
+udp_opened(struct conn *c, int fd)
 {
 	struct side *sv = SERVER(c);
-	struct sockname bn;
-	char a[ADDRSTR];
-	int fd;
 
-	if (t->type == A_ORIG) {
-		if (orig_target(c, t, &sv->peer, err, errlen) == -1)
-			return -1;
-	} else if (t == &c->route->target && c->route->tresolved)
-		sv->peer = c->route->tname;
-	else if (net_resolve(t->host, t->port, 0, &sv->peer, err, errlen) == -1)
-		return -1;
-	fd = socket(sv->peer.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		goto fail;
-	udp_buffers(fd);
-	if (t->spoof) {		/* the upstream sees the client's address */
-		const struct sockname *cp = &CLIENT(c)->peer;
-
-		if (net_transparent(fd, sv->peer.ss.ss_family, err,
-		    errlen) == -1) {
-			close(fd);
-			return -1;
-		}
-		if (bind(fd, (const struct sockaddr *)&cp->ss, cp->len) == -1)
-			goto fail;
-	} else if (t->has_bind) {
-		if (net_resolve(t->bind_host, t->bind_port, 1, &bn, err,
-		    errlen) == -1) {
-			close(fd);
-			return -1;
-		}
-		if (bind(fd, (struct sockaddr *)&bn.ss, bn.len) == -1)
-			goto fail;
-	}
-	if (connect(fd, (struct sockaddr *)&sv->peer.ss, sv->peer.len) == -1)
-		goto fail;
 	if (loop_add(fd, POLLIN, session_ready, sv, &sv->slot) == -1) {
-		errno = ENOMEM;
-		goto fail;
+		close(fd);
+		return -1;
 	}
 	sv->fd = fd;
 	sv->local.len = sizeof(sv->local.ss);
@@ -532,12 +497,6 @@ udp_connect(struct conn *c, const struct addr *t, char *err, size_t errlen)
 		buf_free(&sv->out);
 	}
 	return 0;
-fail:
-	sockname_str(&sv->peer, a, sizeof(a));
-	snprintf(err, errlen, "udp socket to %s: %s", a, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	return -1;
 }
 
 /* Sends one datagram to side s; a full socket buffer drops it (UDP). */
