@@ -295,10 +295,15 @@ tap_free(struct tap *t)
 	t->sni_re = NULL;
 }
 
-/* Returns 1 if the tap applies to this connection (src=, dst=, dport=, sni=). */
+/*
+ * Returns 1 if the tap applies to this connection (src=, dst=, dport=,
+ * sni=).  None applies to TLS relayed untouched (passthrough).
+ */
 int
 tap_conn_match(const struct tap *t, const struct conn *c)
 {
+	if (c->passthrough)
+		return 0;
 	if (!cidr_match(&t->src, &CLIENT(c)->peer))
 		return 0;
 	if (!cidr_match(&t->dst, &c->dst))

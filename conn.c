@@ -1030,10 +1030,6 @@ conn_begin(struct conn *c)
 		conn_fail(c, "out of memory");
 		return;
 	}
-	if (c->passthrough) {		/* TLS relayed untouched */
-		c->tapon[C2S] = c->tapon[S2C] = 0;
-		c->redirect = NULL;
-	}
 	if (needs_first_bytes(c))
 		timer_arm(&c->wait, FIRST_BYTES_WAIT_MS);
 	else
