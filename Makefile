@@ -22,10 +22,9 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpcre2-8
 TP_CPPFLAGS = -D_GNU_SOURCE $(PKG_CFLAGS) $(CPPFLAGS)
 TP_CFLAGS   = -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS)
 
-SRC  = tproxy.c loop.c addr.c parse.c net.c conn.c chain.c out.c event.c \
-       taps/log.c taps/hexdump.c taps/replace.c taps/drop.c taps/answer.c \
-       udp.c transparent.c hello.c tls.c taps/redirect.c
-HDR  = tproxy.h
+# every .c at the top and in taps/: a new filter is one file, no edit here
+SRC  = $(sort $(wildcard *.c) $(wildcard taps/*.c))
+HDR  = $(wildcard *.h)
 OBJ  = $(SRC:%.c=build/%.o)
 AOBJ = $(SRC:%.c=build/asan/%.o)
 ASAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -21,7 +21,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tproxy.h"
+#include "addr.h"
+#include "out.h"
+#include "parse.h"
+#include "re.h"
 
 #define LISTEN_HELP	"tcp-listen:[HOST:]PORT, udp-listen:[HOST:]PORT, " \
 			"tcp-tproxy:[HOST:]PORT, udp-tproxy:[HOST:]PORT or " \
@@ -558,64 +561,4 @@ addr_target_str(const struct addr *a, char *buf, size_t len)
 	default:
 		snprintf(buf, len, "?");
 	}
-}
-
-/* "127.0.0.1:8080", "[::1]:80" or a unix path; "-" when unknown. */
-void
-sockname_str(const struct sockname *sn, char *buf, size_t len)
-{
-	char h[INET6_ADDRSTRLEN];
-	const struct sockaddr_in *s4 = (const void *)&sn->ss;
-	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
-	const struct sockaddr_un *su = (const void *)&sn->ss;
-
-	switch (sn->ss.ss_family) {
-	case AF_INET:
-		inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
-		snprintf(buf, len, "%s:%u", h, ntohs(s4->sin_port));
-		break;
-	case AF_INET6:
-		inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
-		snprintf(buf, len, "[%s]:%u", h, ntohs(s6->sin6_port));
-		break;
-	case AF_UNIX:
-		if (sn->len > offsetof(struct sockaddr_un, sun_path) &&
-		    su->sun_path[0])
-			snprintf(buf, len, "%.*s", (int)(sn->len -
-			    offsetof(struct sockaddr_un, sun_path)),
-			    su->sun_path);
-		else
-			snprintf(buf, len, "unix");
-		break;
-	default:
-		snprintf(buf, len, "-");
-	}
-}
-
-/* The address alone, without port or brackets ("::1"); "-" when none. */
-void
-sockname_host(const struct sockname *sn, char *buf, size_t len)
-{
-	const struct sockaddr_in *s4 = (const void *)&sn->ss;
-	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
-
-	if (sn->ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
-	else if (sn->ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
-	else
-		snprintf(buf, len, "-");
-}
-
-uint16_t
-sockname_port(const struct sockname *sn)
-{
-	const struct sockaddr_in *s4 = (const void *)&sn->ss;
-	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
-
-	if (sn->ss.ss_family == AF_INET)
-		return ntohs(s4->sin_port);
-	if (sn->ss.ss_family == AF_INET6)
-		return ntohs(s6->sin6_port);
-	return 0;
 }

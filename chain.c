@@ -1,473 +1,504 @@
 /*
- * chain.c - the filter chain: parsing a filter spec into a tap, opening
- * per-connection state, and running chunks through the taps in order.
+ * chain.c - running a connection's chunks through its filters.
  *
- * Filter spec grammar:
- *   NAME[:ARG][,KEY=VALUE]...          e.g. answer:hi\r\n,match=^GET,dir=c2s
- *   sDREGEXDREPLACEMENTD[FLAGS][,KEY=VALUE]...   (D: any punctuation)
- * A comma followed by a known key name and '=' ends ARG (or a value); any
- * other comma belongs to it, so texts and regexes may hold commas.
+ * The chain keeps, per direction, one slot for every filter: the filter's
+ * state, the stream offset of the bytes that reached it, when it wants to
+ * be woken, and the queue of chunks it holds (V_HOLD).  Held chunks are
+ * copies, released by the filter's release() (or at their due time) into
+ * the rest of the chain; a chunk that a filter passes while earlier ones
+ * are held waits behind them, so a stream keeps its order.  What reaches
+ * the end of the chain, and every other action (answer, end of direction,
+ * close, redirect), goes to the connection through its sink: the chain
+ * never knows what a connection is.
+ *
+ * The end of a direction travels the chain too: it passes a filter once
+ * that filter holds nothing, after flush() gave up what it kept itself.
+ * One timer per direction fires at the earliest time a filter asked for.
  */
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <ctype.h>
-#include <pcre2.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "tproxy.h"
+#include "chain.h"
+#include "filter.h"
+#include "loop.h"
 
-static const struct tap_ops *const all_taps[] = {
-	&tap_log, &tap_hexdump, &tap_replace, &tap_drop, &tap_answer,
-	&tap_redirect, NULL,
+/* One held chunk. */
+struct held {
+	struct held	*next;
+	uint64_t	 due;		/* not before (ms) */
+	size_t		 off, len;	/* bytes data[off..len) still held */
+	uint8_t		 data[];
 };
 
-static const char *const common_keys[] = {
-	"dir", "src", "dst", "dport", "sni", NULL,
+/* One filter in one direction of one connection. */
+struct slot {
+	void		*st;
+	struct held	*head, *tail;
+	size_t		 held;		/* bytes in the queue */
+	uint64_t	 off;		/* stream offset at this filter */
+	uint64_t	 wake;		/* ms; 0 = none */
+	unsigned	 on:1;		/* the filter applies */
 };
 
-/* Filters of the contract that later work will bring. */
-static const char *const later_taps[] = {
-	"delay", "throttle", "slice", "limit", "reset", "pcap", NULL,
+struct way {
+	struct slot	*s;
+	struct timer	 timer;
+	size_t		 held;		/* bytes in all queues */
+	size_t		 eof_at;	/* the end of stream reached filter i */
+	unsigned	 eof:1;		/* the end of stream is under way */
+	unsigned	 eof_done:1;	/* and was handed to the sink */
 };
 
-static pcre2_match_data *md;
+struct chain {
+	const struct tap	*taps;
+	size_t			 n;
+	const struct flow	*flow;
+	const struct chain_sink	*sink;
+	void			*arg;
+	int			 closed;
+	struct way		 w[2];
+};
 
-/* ------------------------------------------------------------ regex */
+static void run_from(struct chain *ch, enum dir d, size_t i,
+    const uint8_t *p, size_t n);
+static void pump(struct chain *ch, enum dir d);
 
-/* Compiles a binary-safe regex (JIT when available); NULL + err on error. */
-void *
-re_compile(const char *pat, int caseless, char *err, size_t errlen)
+static struct tapctx
+ctx(struct chain *ch, enum dir d, size_t i)
 {
-	pcre2_code *re;
-	int ec;
-	PCRE2_SIZE eo;
-	PCRE2_UCHAR msg[160];
+	struct slot *s = &ch->w[d].s[i];
+	struct tapctx x = {
+		.flow = ch->flow, .dir = d, .st = s->st, .off = s->off,
+		.now = now_ms(), .held = s->held, .wake = s->wake,
+	};
 
-	re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-	    caseless ? PCRE2_CASELESS : 0, &ec, &eo, NULL);
-	if (re == NULL) {
-		pcre2_get_error_message(ec, msg, sizeof(msg));
-		snprintf(err, errlen, "bad regex '%s' at offset %zu: %s", pat,
-		    (size_t)eo, (char *)msg);
-		return NULL;
-	}
-	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE |
-	    PCRE2_JIT_PARTIAL_HARD);
-	return re;
+	return x;
 }
 
-/* Returns 1 if the regex matches somewhere in p[0..n). */
-int
-re_search(void *re, const uint8_t *p, size_t n)
-{
-	if (md == NULL && (md = pcre2_match_data_create(32, NULL)) == NULL)
-		return 0;
-	return pcre2_match(re, p, n, 0, 0, md, NULL) >= 0;
-}
-
-void
-re_free(void *re)
-{
-	pcre2_code_free(re);
-}
-
-/* ------------------------------------------------------------ parsing */
-
+/* Acts on a verdict that is not about the chunk.  Returns 1 if it acted. */
 static int
-in_keys(const char *k, size_t kl, const char *const *keys)
+act(struct chain *ch, const struct tap *t, enum verdict v)
 {
-	if (keys == NULL)
-		return 0;
-	for (; *keys; keys++)
-		if (strlen(*keys) == kl && strncmp(k, *keys, kl) == 0)
-			return 1;
-	return 0;
-}
-
-/* Returns a pointer to the next ",KEY=" with KEY known, or NULL. */
-static const char *
-next_key(const char *s, const struct tap_ops *ops)
-{
-	for (; (s = strchr(s, ',')) != NULL; s++) {
-		const char *k = s + 1, *e = k;
-
-		while (isalnum((unsigned char)*e) || *e == '-' || *e == '_')
-			e++;
-		if (*e == '=' && (in_keys(k, (size_t)(e - k), common_keys) ||
-		    in_keys(k, (size_t)(e - k), ops->keys)))
-			return s;
-	}
-	return NULL;
-}
-
-static int
-common_key(struct tap *t, const char *k, const char *v, char *err,
-    size_t errlen)
-{
-	long long n;
-
-	if (strcmp(k, "dir") == 0) {
-		if (strcasecmp(v, "c2s") == 0)
-			t->dirs = DIR_BIT(C2S);
-		else if (strcasecmp(v, "s2c") == 0)
-			t->dirs = DIR_BIT(S2C);
-		else if (strcasecmp(v, "both") == 0)
-			t->dirs = DIR_BOTH;
-		else {
-			snprintf(err, errlen, "bad dir '%s' (expected c2s, "
-			    "s2c or both)", v);
-			return -1;
-		}
-	} else if (strcmp(k, "src") == 0 || strcmp(k, "dst") == 0) {
-		if (cidr_parse(v, k[0] == 's' ? &t->src : &t->dst) == -1) {
-			snprintf(err, errlen, "bad %s '%s' (expected an IPv4 "
-			    "or IPv6 address with an optional /BITS)", k, v);
-			return -1;
-		}
-	} else if (strcmp(k, "dport") == 0) {
-		if (num_parse(v, 1, 65535, &n) == -1) {
-			snprintf(err, errlen, "bad dport '%s' (expected "
-			    "1..65535)", v);
-			return -1;
-		}
-		t->dport = (int)n;
-	} else if (strcmp(k, "sni") == 0) {
-		re_free(t->sni_re);
-		if ((t->sni_re = re_compile(v, 1, err, errlen)) == NULL)
-			return -1;
-	} else
+	if (v == V_CLOSE || v == V_RESET) {
+		ch->sink->close(ch->arg, t->spec, v == V_RESET);
 		return 1;
+	}
 	return 0;
 }
 
-/* Length of an s-expression "sDreDreplD" plus its flags, or 0 if malformed. */
-static size_t
-sexpr_len(const char *s)
-{
-	char d = s[1];
-	size_t i = 2;
-	int part;
-
-	for (part = 0; part < 2; part++) {
-		for (; s[i] && s[i] != d; i++)
-			if (s[i] == '\\' && s[i + 1])
-				i++;
-		if (s[i] != d)
-			return 0;
-		i++;
-	}
-	while (s[i] && s[i] != ',')
-		i++;
-	return i;
-}
-
+/* Queues a copy of p[0..n) in slot i; datagrams in order of due. */
 static int
-is_sexpr(const char *spec)
+enqueue(struct chain *ch, enum dir d, size_t i, const uint8_t *p, size_t n,
+    uint64_t due)
 {
-	return spec[0] == 's' && spec[1] != '\0' &&
-	    !isalnum((unsigned char)spec[1]) && spec[1] != '\\' &&
-	    spec[1] != '\n' && !isspace((unsigned char)spec[1]);
-}
+	struct slot *s = &ch->w[d].s[i];
+	struct held *h = malloc(sizeof(*h) + n), **pp;
 
-static const struct tap_ops *
-tap_find(const char *name, size_t len)
-{
-	const struct tap_ops *const *o;
-
-	for (o = all_taps; *o; o++)
-		if (*o != &tap_replace &&	/* only as sDREDREPLD */
-		    strlen((*o)->name) == len &&
-		    strncasecmp((*o)->name, name, len) == 0)
-			return *o;
-	return NULL;
-}
-
-/*
- * Parses one filter spec into t.  Returns 0, or -1 with a message in err.
- */
-int
-tap_parse(const char *spec, struct tap *t, char *err, size_t errlen)
-{
-	char *arg = NULL, *kv = NULL;
-	const char *rest, *p;
-	size_t nl;
-	int rc = -1;
-
-	memset(t, 0, sizeof(*t));
-	t->spec = spec;
-	t->dirs = DIR_BOTH;
-	t->dport = -1;
-
-	if (is_sexpr(spec)) {
-		t->ops = &tap_replace;
-		nl = sexpr_len(spec);
-		if (nl == 0) {
-			snprintf(err, errlen, "unterminated s%cREGEX%c"
-			    "REPLACEMENT%c[gi] expression", spec[1], spec[1],
-			    spec[1]);
-			return -1;
-		}
-		arg = strndup(spec, nl);
-		rest = spec + nl;
+	if (h == NULL)
+		return -1;
+	memcpy(h->data, p, n);
+	h->off = 0;
+	h->len = n;
+	h->next = NULL;
+	if (!ch->flow->udp) {		/* a stream keeps its order */
+		if (s->tail != NULL && s->tail->due > due)
+			due = s->tail->due;
+		h->due = due;
+		if (s->tail)
+			s->tail->next = h;
+		else
+			s->head = h;
+		s->tail = h;
 	} else {
-		nl = strcspn(spec, ":,");
-		if ((t->ops = tap_find(spec, nl)) == NULL) {
-			char name[64];
-
-			snprintf(name, sizeof(name), "%.*s", (int)nl, spec);
-			if (in_keys(name, strlen(name), later_taps))
-				snprintf(err, errlen, "filter '%s' is not "
-				    "supported yet", name);
-			else
-				snprintf(err, errlen, "unknown filter '%s' "
-				    "(expected log, hexdump, s/RE/REPL/, "
-				    "drop, answer:TEXT or redirect:HOST:PORT)",
-				    name);
-			return -1;
-		}
-		rest = spec + nl;
-		if (*rest == ':') {
-			rest++;
-			p = next_key(rest - 1, t->ops);
-			if (p == NULL)
-				p = rest + strlen(rest);
-			arg = strndup(rest, (size_t)(p - rest));
-			rest = p;
-		}
+		h->due = due;
+		for (pp = &s->head; *pp && (*pp)->due <= due; pp = &(*pp)->next)
+			;
+		h->next = *pp;
+		*pp = h;
+		if (h->next == NULL)
+			s->tail = h;
 	}
-	if (arg == NULL && t->ops->takes_arg == 2) {
-		snprintf(err, errlen, "filter '%s' needs an argument",
-		    t->ops->name);
-		goto out;
-	}
-	if (arg != NULL && t->ops->takes_arg == 0) {
-		snprintf(err, errlen, "filter '%s' takes no argument",
-		    t->ops->name);
-		goto out;
-	}
-	if (t->ops->parse && t->ops->parse(t, arg, err, errlen) == -1)
-		goto out;
-
-	/* the keys: rest is "" or ",KEY=VALUE..." */
-	while (*rest) {
-		const char *k = rest + 1, *eq = strchr(k, '=');
-		int r;
-
-		p = eq ? next_key(eq, t->ops) : NULL;
-		if (p == NULL)
-			p = k + strlen(k);
-		free(kv);
-		kv = strndup(k, (size_t)(p - k));
-		if (kv == NULL || eq == NULL || eq > p ||
-		    !(in_keys(k, (size_t)(eq - k), common_keys) ||
-		    in_keys(k, (size_t)(eq - k), t->ops->keys))) {
-			snprintf(err, errlen, "unknown key '%s' for filter "
-			    "'%s' (expected dir=, src=, dst=, dport=, sni=%s)",
-			    kv ? kv : "", t->ops->name, t->ops->keys ?
-			    " or its own keys" : "");
-			goto out;
-		}
-		kv[eq - k] = '\0';
-		r = common_key(t, kv, kv + (eq - k) + 1, err, errlen);
-		if (r == 1 && t->ops->key)
-			r = t->ops->key(t, kv, kv + (eq - k) + 1, err, errlen);
-		if (r != 0)
-			goto out;
-		rest = p;
-	}
-	if (t->ops->check && t->ops->check(t, err, errlen) == -1)
-		goto out;
-	rc = 0;
-out:
-	free(arg);
-	free(kv);
-	return rc;
-}
-
-void
-tap_free(struct tap *t)
-{
-	if (t->ops && t->ops->free)
-		t->ops->free(t);
-	re_free(t->sni_re);
-	t->sni_re = NULL;
-}
-
-/*
- * Returns 1 if the tap applies to this connection (src=, dst=, dport=,
- * sni=).  None applies to TLS relayed untouched (passthrough).
- */
-int
-tap_conn_match(const struct tap *t, const struct conn *c)
-{
-	if (c->passthrough)
-		return 0;
-	if (!cidr_match(&t->src, &CLIENT(c)->peer))
-		return 0;
-	if (!cidr_match(&t->dst, &c->dst))
-		return 0;
-	if (t->dport >= 0 && sockname_port(&c->dst) != t->dport)
-		return 0;
-	if (t->sni_re != NULL && (c->sni == NULL ||
-	    !re_search(t->sni_re, (const uint8_t *)c->sni, strlen(c->sni))))
-		return 0;
-	return 1;
-}
-
-/* ------------------------------------------------------------ running */
-
-/* Opens per-direction state of every tap.  Returns 0 or -1 (no memory). */
-int
-chain_open(struct conn *c)
-{
-	struct route *r = c->route;
-	size_t i;
-	int d;
-
-	c->tapon[C2S] = c->tapon[S2C] = 0;
-	if (r->ntaps == 0)
-		return 0;
-	for (d = 0; d < 2; d++) {
-		c->tapst[d] = calloc(r->ntaps, sizeof(void *));
-		if (c->tapst[d] == NULL)
-			return -1;
-	}
-	for (i = 0; i < r->ntaps; i++) {
-		struct tap *t = &r->taps[i];
-
-		if (!tap_conn_match(t, c))
-			continue;
-		if (t->ops->accept)
-			t->ops->accept(t, c);
-		for (d = 0; d < 2; d++) {
-			if (!(t->dirs & DIR_BIT(d)))
-				continue;
-			c->tapon[d] |= 1u << i;
-			if (t->ops->open)
-				c->tapst[d][i] = t->ops->open(t, c, d);
-		}
-	}
+	s->held += n;
+	ch->w[d].held += n;
 	return 0;
 }
 
-void
-chain_close(struct conn *c)
-{
-	struct route *r = c->route;
-	size_t i;
-	int d;
-
-	for (d = 0; d < 2; d++) {
-		if (c->tapst[d] == NULL)
-			continue;
-		for (i = 0; i < r->ntaps; i++)
-			if (c->tapst[d][i] && r->taps[i].ops->close)
-				r->taps[i].ops->close(&r->taps[i],
-				    c->tapst[d][i]);
-		free(c->tapst[d]);
-		c->tapst[d] = NULL;
-	}
-}
-
-/* Runs ch through taps [from, ntaps) of direction d and delivers it. */
+/* Runs p[0..n) through filters [i, n) of direction d and delivers it. */
 static void
-chain_from(struct conn *c, enum dir d, size_t from, struct chunk ch)
+run_from(struct chain *ch, enum dir d, size_t i, const uint8_t *p, size_t n)
 {
-	struct route *r = c->route;
-	size_t i;
-
-	for (i = from; i < r->ntaps && ch.n > 0; i++) {
-		struct tap *t = &r->taps[i];
-		struct tapctx x = { c, d, c->tapst[d][i] };
+	for (; i < ch->n && n > 0; i++) {
+		const struct tap *t = &ch->taps[i];
+		struct slot *s = &ch->w[d].s[i];
+		struct chunk c = { p, n };
+		struct tapctx x;
 		enum verdict v;
 
-		if (!(c->tapon[d] & (1u << i)) || t->ops->chunk == NULL)
+		if (!s->on || t->ops->chunk == NULL)
 			continue;
-		v = t->ops->chunk(t, &x, &ch);
+		x = ctx(ch, d, i);
+		v = t->ops->chunk(t, &x, &c);
+		s->off += n;
+		s->wake = x.wake;
+		if (v == V_PASS && s->head != NULL)
+			v = V_HOLD, x.due = 0;	/* behind what is held */
 		switch (v) {
 		case V_PASS:
 			break;
+		case V_HOLD:
+			if (c.n > 0 && enqueue(ch, d, i, c.p, c.n, x.due) == -1)
+				ch->sink->close(ch->arg, "out of memory", 1);
+			return;
 		case V_DROP:
 			return;
 		case V_ANSWER:
-			conn_answer(c, d, ch.p, ch.n);
+			ch->sink->answer(ch->arg, d, c.p, c.n);
 			return;
-		case V_CLOSE:
-			conn_close(c, t->spec, 0);
+		case V_SHUT:
+			run_from(ch, d, i + 1, c.p, c.n);
+			if (ch->closed)
+				return;
+			if (!ch->w[d].eof || ch->w[d].eof_at <= i) {
+				ch->w[d].eof = 1;
+				ch->w[d].eof_at = i + 1;
+			}
 			return;
-		case V_RESET:
-			conn_close(c, t->spec, 1);
+		case V_REDIRECT:
+			if (x.to != NULL)
+				ch->sink->redirect(ch->arg, x.to);
+			break;
+		default:
+			act(ch, t, v);
 			return;
 		}
-		if (c->state == CS_CLOSED)
+		if (ch->closed)
 			return;
+		p = c.p;
+		n = c.n;
 	}
-	if (ch.n > 0)
-		conn_deliver(c, d, ch.p, ch.n);
+	if (n > 0)
+		ch->sink->deliver(ch->arg, d, p, n);
 }
 
-/* Runs a chunk just read through the chain.  Returns 0. */
-int
-chain_run(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+/* Takes n bytes off the head of slot s's queue. */
+static void
+dequeue(struct way *w, struct slot *s, size_t n)
 {
-	struct chunk ch = { p, n };
+	struct held *h = s->head;
 
-	if (c->route->ntaps == 0) {
-		conn_deliver(c, d, p, n);
-		return 0;
-	}
-	chain_from(c, d, 0, ch);
-	return 0;
+	h->off += n;
+	s->held -= n;
+	w->held -= n;
+	if (h->off < h->len)
+		return;
+	s->head = h->next;
+	if (s->head == NULL)
+		s->tail = NULL;
+	free(h);
 }
 
-/* Releases held bytes in direction d (all of them when eof).  Returns 0. */
-int
-chain_flush(struct conn *c, enum dir d, int eof)
+/* Releases what slot i lets go now into the rest of the chain. */
+static void
+release(struct chain *ch, enum dir d, size_t i)
 {
-	struct route *r = c->route;
+	const struct tap *t = &ch->taps[i];
+	struct way *w = &ch->w[d];
+	struct slot *s = &w->s[i];
+
+	while (s->head != NULL && !ch->closed) {
+		struct held *h = s->head;
+		struct chunk c = { h->data + h->off, h->len - h->off };
+		struct tapctx x = ctx(ch, d, i);
+		size_t n;
+
+		if (h->due > x.now) {
+			if (h->due != DUE_NEVER && (s->wake == 0 ||
+			    s->wake > h->due))
+				s->wake = h->due;
+			return;
+		}
+		n = t->ops->release ? t->ops->release(t, &x, &c) : c.n;
+		s->wake = x.wake;
+		if (n == 0)
+			return;
+		if (n > c.n || ch->flow->udp)
+			n = c.n;	/* a datagram goes whole */
+		/* hand the bytes on only once they are off the queue */
+		{
+			uint8_t *copy = NULL;
+			const uint8_t *p = c.p;
+
+			if (n == c.n && h->off == 0) {
+				s->head = h->next;
+				if (s->head == NULL)
+					s->tail = NULL;
+				s->held -= n;
+				w->held -= n;
+				run_from(ch, d, i + 1, h->data, n);
+				free(h);
+				continue;
+			}
+			if ((copy = malloc(n)) == NULL) {
+				ch->sink->close(ch->arg, "out of memory", 1);
+				return;
+			}
+			memcpy(copy, p, n);
+			dequeue(w, s, n);
+			run_from(ch, d, i + 1, copy, n);
+			free(copy);
+		}
+	}
+}
+
+/* Passes the end of the stream on through filters that hold nothing. */
+static void
+eof_advance(struct chain *ch, enum dir d)
+{
+	struct way *w = &ch->w[d];
+
+	while (w->eof && !w->eof_done && !ch->closed) {
+		size_t i = w->eof_at;
+
+		if (i >= ch->n) {
+			w->eof_done = 1;
+			ch->sink->eof(ch->arg, d);
+			return;
+		}
+		if (w->s[i].on) {
+			const struct tap *t = &ch->taps[i];
+			struct slot *s = &w->s[i];
+			struct tapctx x;
+			struct chunk out = { NULL, 0 };
+
+			if (s->head != NULL)
+				return;		/* after what it holds */
+			x = ctx(ch, d, i);
+			if (t->ops->flush && t->ops->flush(t, &x, &out) &&
+			    out.n > 0) {
+				s->wake = 0;
+				run_from(ch, d, i + 1, out.p, out.n);
+			}
+		}
+		if (w->eof_at == i)
+			w->eof_at = i + 1;
+	}
+}
+
+/* Arms the direction's timer for the earliest wake of its filters. */
+static void
+rearm(struct chain *ch, enum dir d)
+{
+	struct way *w = &ch->w[d];
+	uint64_t min = 0, now;
 	size_t i;
 
-	for (i = 0; i < r->ntaps && c->state != CS_CLOSED; i++) {
-		struct tap *t = &r->taps[i];
-		struct tapctx x = { c, d, c->tapst[d][i] };
-		struct chunk ch = { NULL, 0 };
+	for (i = 0; i < ch->n; i++)
+		if (w->s[i].on && w->s[i].wake != 0 &&
+		    (min == 0 || w->s[i].wake < min))
+			min = w->s[i].wake;
+	if (min == 0) {
+		timer_stop(&w->timer);
+		return;
+	}
+	now = now_ms();
+	timer_arm(&w->timer, min > now ? min - now : 0);
+}
 
-		if (!(c->tapon[d] & (1u << i)) || t->ops->flush == NULL)
+/* Releases what may go, moves the end of stream on, rearms the timer. */
+static void
+pump(struct chain *ch, enum dir d)
+{
+	size_t i;
+
+	for (i = 0; i < ch->n && !ch->closed; i++)
+		if (ch->w[d].s[i].head != NULL)
+			release(ch, d, i);
+	if (!ch->closed)
+		eof_advance(ch, d);
+	if (!ch->closed)
+		rearm(ch, d);
+}
+
+static void
+fired(struct timer *tm)
+{
+	struct chain *ch = tm->arg;
+	enum dir d = tm == &ch->w[C2S].timer ? C2S : S2C;
+	size_t before = ch->w[d].held, i;
+
+	for (i = 0; i < ch->n && !ch->closed; i++) {
+		const struct tap *t = &ch->taps[i];
+		struct slot *s = &ch->w[d].s[i];
+		struct chunk out = { NULL, 0 };
+		struct tapctx x;
+		enum verdict v;
+
+		if (!s->on || s->wake == 0 || s->wake > now_ms())
 			continue;
-		if (t->ops->flush(t, &x, &ch, eof) && ch.n > 0)
-			chain_from(c, d, i + 1, ch);
+		s->wake = 0;
+		if (t->ops->tick == NULL)
+			continue;	/* a due time: pump() releases */
+		x = ctx(ch, d, i);
+		v = t->ops->tick(t, &x, &out);
+		s->wake = x.wake;
+		if (act(ch, t, v))
+			return;
+		if (out.n > 0)
+			run_from(ch, d, i + 1, out.p, out.n);
 	}
-	return 0;
+	if (ch->closed)
+		return;
+	pump(ch, d);
+	if (!ch->closed && ch->w[d].held < before)
+		ch->sink->resume(ch->arg);
 }
 
-/* Returns 1 if a tap holds bytes back in direction d. */
-int
-chain_holding(struct conn *c, enum dir d)
+struct chain *
+chain_open(const struct tap *taps, size_t n, const struct flow *f,
+    const struct chain_sink *sink, void *arg)
 {
-	struct route *r = c->route;
+	struct chain *ch = calloc(1, sizeof(*ch));
+	size_t i;
+	int d;
+
+	if (ch == NULL)
+		return NULL;
+	ch->taps = taps;
+	ch->n = n;
+	ch->flow = f;
+	ch->sink = sink;
+	ch->arg = arg;
+	for (d = 0; d < 2; d++) {
+		ch->w[d].timer.cb = fired;
+		ch->w[d].timer.arg = ch;
+		if (n > 0 && (ch->w[d].s = calloc(n, sizeof(struct slot))) ==
+		    NULL) {
+			chain_free(ch);
+			return NULL;
+		}
+		for (i = 0; i < n; i++)
+			ch->w[d].s[i].on = (taps[i].dirs & DIR_BIT(d)) &&
+			    tap_match(&taps[i], f);
+	}
+	return ch;
+}
+
+void
+chain_start(struct chain *ch)
+{
+	size_t i;
+	int d;
+
+	for (i = 0; i < ch->n; i++) {
+		const struct tap *t = &ch->taps[i];
+
+		for (d = 0; d < 2 && !ch->closed; d++) {
+			struct slot *s = &ch->w[d].s[i];
+			struct tapctx x;
+			enum verdict v;
+
+			if (!s->on || t->ops->open == NULL)
+				continue;
+			x = ctx(ch, d, i);
+			v = t->ops->open(t, &x);
+			s->st = x.st;
+			s->wake = x.wake;
+			if (v == V_REDIRECT && x.to != NULL)
+				ch->sink->redirect(ch->arg, x.to);
+			else if (act(ch, t, v))
+				return;
+		}
+	}
+	for (d = 0; d < 2 && !ch->closed; d++)
+		rearm(ch, d);
+}
+
+void
+chain_input(struct chain *ch, enum dir d, const uint8_t *p, size_t n)
+{
+	if (ch->closed)
+		return;
+	run_from(ch, d, 0, p, n);
+	if (!ch->closed)
+		pump(ch, d);
+}
+
+void
+chain_eof(struct chain *ch, enum dir d)
+{
+	struct way *w = &ch->w[d];
+
+	if (ch->closed || w->eof_done)
+		return;
+	if (!w->eof) {
+		w->eof = 1;
+		w->eof_at = 0;
+	}
+	pump(ch, d);
+}
+
+size_t
+chain_held(const struct chain *ch, enum dir d)
+{
+	const struct way *w = &ch->w[d];
+	size_t i, n = w->held;
+
+	for (i = 0; i < ch->n; i++)
+		if (w->s[i].on && ch->taps[i].ops->held && w->s[i].st)
+			n += ch->taps[i].ops->held(&ch->taps[i], w->s[i].st);
+	return n;
+}
+
+int
+chain_first_bytes(const struct chain *ch)
+{
 	size_t i;
 
-	for (i = 0; i < r->ntaps; i++)
-		if ((c->tapon[d] & (1u << i)) && r->taps[i].ops->held &&
-		    r->taps[i].ops->held(&r->taps[i], c->tapst[d][i]))
+	for (i = 0; i < ch->n; i++)
+		if (ch->taps[i].first_bytes && ch->w[C2S].s[i].on)
 			return 1;
 	return 0;
 }
 
-/* The shortest flush delay of the taps that hold bytes in direction d. */
-uint64_t
-chain_hold_ms(struct conn *c, enum dir d)
+void
+chain_close(struct chain *ch)
 {
-	struct route *r = c->route;
-	uint64_t ms = UINT64_MAX;
 	size_t i;
+	int d;
 
-	for (i = 0; i < r->ntaps; i++)
-		if ((c->tapon[d] & (1u << i)) && r->taps[i].ops->held &&
-		    r->taps[i].ops->held(&r->taps[i], c->tapst[d][i]) &&
-		    r->taps[i].hold_ms < ms)
-			ms = r->taps[i].hold_ms;
-	return ms;
+	if (ch == NULL || ch->closed)
+		return;
+	ch->closed = 1;
+	for (d = 0; d < 2; d++) {
+		struct way *w = &ch->w[d];
+
+		timer_stop(&w->timer);
+		for (i = 0; w->s && i < ch->n; i++) {
+			struct slot *s = &w->s[i];
+
+			while (s->head) {
+				struct held *h = s->head;
+
+				s->head = h->next;
+				free(h);
+			}
+			s->tail = NULL;
+			s->held = 0;
+			if (s->st && ch->taps[i].ops->close)
+				ch->taps[i].ops->close(&ch->taps[i], s->st);
+			s->st = NULL;
+		}
+		w->held = 0;
+	}
+}
+
+void
+chain_free(struct chain *ch)
+{
+	if (ch == NULL)
+		return;
+	chain_close(ch);
+	free(ch->w[C2S].s);
+	free(ch->w[S2C].s);
+	free(ch);
 }

@@ -1,168 +1,96 @@
 /*
- * conn.c - TCP and Unix stream connections: accept, connect upstream, relay
- * both directions through the filter chain, half-close, reset, close.
+ * conn.c - connections: the life of one (accept, pick and connect the
+ * upstream, relay through the chain, half-close, reset, close), and the
+ * stream transport (TCP, Unix, TLS).  UDP sessions use the same life with
+ * the datagram transport of udp.c.
  *
  * Each side owns an output buffer that exists only while bytes wait; a read
  * goes through one shared scratch buffer and is written on at once when the
- * other side can take it.  While a side has OUT_HIGH bytes waiting, the side
- * feeding it is not read: that is the back-pressure, and it bounds memory per
- * connection whatever the peers do.  A route without filters moves bulk
- * transfers through a pipe with splice(2), so the bytes never reach user
- * memory.
+ * other side can take it.  A side is not read while the bytes it feeds (the
+ * other side's output, what the chain holds in that direction) or the bytes
+ * queued back toward it (answers) are over OUT_HIGH: that is the
+ * back-pressure, and it bounds memory per connection whatever the peers do.
+ * A route without filters moves bulk transfers through a pipe with
+ * splice(2), so the bytes never reach user memory.
  */
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "tproxy.h"
+#include "chain.h"
+#include "conn.h"
+#include "event.h"
+#include "loop.h"
+#include "net.h"
+#include "opts.h"
+#include "out.h"
+#include "side.h"
+#include "transparent.h"
 
+#define IO_CHUNK		(64 * 1024)	/* one read from a socket */
+#define OUT_HIGH		(64 * 1024)	/* stop reading above this */
 #define CONNECT_TIMEOUT_MS	10000
 #define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
 #define HELLO_RETRY_MS		20	/* peeking for the rest of a hello */
 #define FIRST_BYTES_WAIT_MS	1000
-#define EMFILE_PAUSE_MS		100
-#define ACCEPTS_PER_TURN	64
 #define SPLICE_MIN		16384	/* a read this big turns on splice */
-#define PIPE_MAX		256	/* pipes in use or pooled */
-#define PIPE_BYTES		(256 * 1024)
 
-uint64_t	 stat_conns, stat_bytes[2];
-long		 opt_max_conns, opt_idle_timeout;
+enum conn_state {
+	CS_HELLO,			/* peeking at the client's TLS ClientHello */
+	CS_WAIT_BYTES,			/* waiting for client bytes to pick upstream */
+	CS_CONNECTING,
+	CS_OPEN,
+	CS_CLOSED,
+};
+
+struct conn {
+	struct flow	 f;		/* what filters and events may know */
+	struct route	*route;
+	enum conn_state	 state;
+	const struct transport *tp;
+	void		*tparg;
+	struct side	 side[2];	/* [0] client, [1] server (streams) */
+	struct chain	*chain;		/* NULL: no filter applies */
+	uint64_t	 last_ms;
+	struct timer	 idle;		/* --idle-timeout, UDP expiry */
+	struct timer	 wait;		/* connect timeout, first-bytes wait */
+	struct timer	 retry;		/* peek at a partial ClientHello again */
+	struct tlsinfo	*ti;		/* TLS listeners only (memory) */
+	const struct addr *redirect;	/* chosen by a filter */
+	unsigned	 passthrough:1;	/* TLS relayed untouched (by SNI) */
+	unsigned	 tls_wait:1;	/* client handshake not finished */
+	unsigned	 hello_wait:1;	/* ClientHello incomplete: retry later */
+	struct conn	*next, *prev;
+};
+
+#define CLIENT(c)	(&(c)->side[0])
+#define SERVER(c)	(&(c)->side[1])
+
+void		(*conn_on_close)(void);
 
 static struct conn	*conns;		/* open */
 static struct conn	*graveyard;	/* closed, freed after the turn */
 static size_t		 nconns;
 static uint64_t		 next_id = 1;
+static uint64_t		 stat_conns, stat_bytes[2];
 static uint8_t		 scratch[IO_CHUNK];
 
-static int		 pool[PIPE_MAX][2];
-static int		 npool, npipes;
-
-static struct timer	 emfile_timer;
-static int		 emfile_paused, full_paused;
+static const struct transport stream;
 
 static void conn_connect(struct conn *c);
 static void conn_begin(struct conn *c);
 static void conn_opened(struct conn *c);
 static void upstream_handshake(struct conn *c);
 static void hello_peek(struct conn *c);
-
-/* ------------------------------------------------------------ buffers */
-
-int
-buf_append(struct buf *b, const void *p, size_t n)
-{
-	if (b->off > 0 && b->off == b->len)
-		b->off = b->len = 0;
-	if (b->len + n > b->cap) {
-		size_t pend = b->len - b->off, ncap = b->cap ? b->cap : 4096;
-		uint8_t *nd;
-
-		if (b->off > 0) {	/* slide the pending bytes down */
-			memmove(b->data, b->data + b->off, pend);
-			b->off = 0;
-			b->len = pend;
-		}
-		while (ncap < b->len + n)
-			ncap *= 2;
-		if (ncap > b->cap) {
-			if ((nd = realloc(b->data, ncap)) == NULL)
-				return -1;
-			b->data = nd;
-			b->cap = ncap;
-		}
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-size_t
-buf_pending(const struct buf *b)
-{
-	return b->len - b->off;
-}
-
-void
-buf_consume(struct buf *b, size_t n)
-{
-	b->off += n;
-	if (b->off >= b->len)
-		buf_free(b);
-}
-
-void
-buf_free(struct buf *b)
-{
-	free(b->data);
-	memset(b, 0, sizeof(*b));
-}
-
-/* ------------------------------------------------------------ pipes */
-
-static int
-pipe_get(struct side *s)
-{
-	if (npool > 0) {
-		npool--;
-		s->pipefd[0] = pool[npool][0];
-		s->pipefd[1] = pool[npool][1];
-		return 0;
-	}
-	if (npipes >= PIPE_MAX || pipe2(s->pipefd, O_NONBLOCK | O_CLOEXEC))
-		return -1;
-	/* a bigger pipe moves more per splice(), up to the system's limit */
-	(void)fcntl(s->pipefd[1], F_SETPIPE_SZ, PIPE_BYTES);
-	npipes++;
-	return 0;
-}
-
-/* Returns the side's pipe to the pool; one with bytes in it is closed. */
-static void
-pipe_put(struct side *s)
-{
-	if (s->pipefd[0] < 0)
-		return;
-	if (s->inpipe == 0 && npool < PIPE_MAX) {
-		pool[npool][0] = s->pipefd[0];
-		pool[npool][1] = s->pipefd[1];
-		npool++;
-	} else {
-		close(s->pipefd[0]);
-		close(s->pipefd[1]);
-		npipes--;
-	}
-	s->pipefd[0] = s->pipefd[1] = -1;
-	s->inpipe = 0;
-}
-
-/* ------------------------------------------------------------ listeners */
-
-static void
-listeners_update(void)
-{
-	size_t i;
-	int paused = emfile_paused || full_paused;
-
-	for (i = 0; i < nroutes; i++)
-		loop_set(routes[i].lslot, paused ? 0 : POLLIN);
-}
-
-static void
-emfile_resume(struct timer *t)
-{
-	(void)t;
-	emfile_paused = 0;
-	listeners_update();
-}
+static void side_io(void *arg, int revents);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -177,7 +105,7 @@ static struct side *
 dst_side(struct conn *c, enum dir d)
 {
 	if (d == C2S)
-		return c->echo ? CLIENT(c) : SERVER(c);
+		return c->f.echo ? CLIENT(c) : SERVER(c);
 	return CLIENT(c);
 }
 
@@ -187,12 +115,18 @@ src_side(struct conn *c, enum dir d)
 	return d == C2S ? CLIENT(c) : SERVER(c);
 }
 
+static struct side *
+conn_side(struct conn *c, int to_server)
+{
+	return to_server ? SERVER(c) : CLIENT(c);
+}
+
 /* Returns 1 if the client speaks TLS to us but its TLS is not set up. */
 static int
 client_tls_pending(const struct conn *c, const struct side *s)
 {
 	return !s->is_server && c->route->listen.tls && !c->passthrough &&
-	    s->ssl == NULL;
+	    s->tls.ssl == NULL;
 }
 
 /* Returns 1 if bytes can be written to s now. */
@@ -204,66 +138,36 @@ side_writable(const struct conn *c, const struct side *s)
 	return !s->is_server || c->state == CS_OPEN;
 }
 
-static int
-side_can_read(struct conn *c, struct side *s)
+int
+conn_closed(const struct conn *c)
 {
-	struct side *dst;
-
-	if (s->fd < 0 || s->rd_eof || c->state == CS_CLOSED)
-		return 0;
-	if (c->state == CS_HELLO)
-		return !s->is_server && !c->hello_wait;
-	if (s->is_server && c->state != CS_OPEN)
-		return 0;
-	if (client_tls_pending(c, s))
-		return 0;
-	if (!s->is_server && c->state == CS_OPEN && !c->echo &&
-	    SERVER(c)->fd < 0)
-		return 0;
-	dst = dst_side(c, side_dir(c, s));
-	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0;
+	return c->state == CS_CLOSED;
 }
 
-static void
-side_update(struct conn *c, struct side *s)
+int
+conn_open(const struct conn *c)
 {
-	short ev = 0;
-
-	if (s->fd < 0 || c->state == CS_CLOSED)
-		return;
-	if (c->udp) {		/* datagrams: no back-pressure, no stream */
-		loop_set(s->slot, c->state == CS_OPEN ? POLLIN : 0);
-		return;
-	}
-	if (side_can_read(c, s))
-		ev |= POLLIN;
-	if (s->is_server && c->state == CS_CONNECTING)
-		ev |= s->ssl ? s->ssl_want : POLLOUT;
-	else if (side_writable(c, s) && (buf_pending(&s->out) > 0 ||
-	    s->inpipe > 0 || (s->want_shut && !s->wr_shut)))
-		ev |= POLLOUT;
-	if (s->ssl != NULL && c->state != CS_CONNECTING)
-		ev |= s->ssl_want;
-	loop_set(s->slot, ev);
+	return c->state == CS_OPEN;
 }
 
-static void
-conn_update(struct conn *c)
+const struct flow *
+conn_flow(const struct conn *c)
 {
-	side_update(c, CLIENT(c));
-	side_update(c, SERVER(c));
+	return &c->f;
+}
+
+size_t
+conn_held(const struct conn *c, enum dir d)
+{
+	return c->chain ? chain_held(c->chain, d) : 0;
 }
 
 void
-conn_endpoints(const struct conn *c, enum dir d, char *from, char *to,
-    size_t len)
+conn_stats(uint64_t *conns_total, uint64_t bytes[2])
 {
-	const struct sockname *cl = &CLIENT(c)->peer;
-	const struct sockname *sv = c->echo || SERVER(c)->peer.len == 0 ?
-	    &c->dst : &SERVER(c)->peer;
-
-	sockname_str(d == C2S ? cl : sv, from, len);
-	sockname_str(d == C2S ? sv : cl, to, len);
+	*conns_total = stat_conns;
+	bytes[C2S] = stat_bytes[C2S];
+	bytes[S2C] = stat_bytes[S2C];
 }
 
 size_t
@@ -272,47 +176,38 @@ conn_count(void)
 	return nconns;
 }
 
-/* ------------------------------------------------------------ closing */
+int
+conn_room(void)
+{
+	return opt.max_conns == 0 || (long)nconns < opt.max_conns;
+}
 
 static void
-side_close(struct side *s, int reset)
+conn_update(struct conn *c)
 {
-	struct linger lg = { 1, 0 };
-
-	tls_free(s);
-	if (s->fd >= 0) {
-		loop_del(&s->slot);
-		if (reset)
-			(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg,
-			    sizeof(lg));
-		close(s->fd);
-		s->fd = -1;
-	}
-	pipe_put(s);
-	buf_free(&s->out);
+	if (c->state != CS_CLOSED)
+		c->tp->update(c, c->tparg);
 }
+
+/* ------------------------------------------------------------ closing */
 
 /*
  * Closes both sides (with RST when reset), reports the close with its
  * reason, and queues c to be freed after this loop turn, so callers up the
- * stack may still look at c->state.
+ * stack may still look at its state.
  */
 void
 conn_close(struct conn *c, const char *reason, int reset)
 {
 	if (c->state == CS_CLOSED)
 		return;
-	ev_close(c, reason);
-	if (c->udp)
-		udp_forget(c);
-	side_close(CLIENT(c), reset);
-	side_close(SERVER(c), reset);
-	timer_stop(&c->idle);
-	timer_stop(&c->hold[C2S]);
-	timer_stop(&c->hold[S2C]);
-	timer_stop(&c->wait);
-	chain_close(c);
+	ev_close(&c->f, reason);
 	c->state = CS_CLOSED;
+	chain_close(c->chain);
+	c->tp->close(c, c->tparg, reset);
+	timer_stop(&c->idle);
+	timer_stop(&c->wait);
+	timer_stop(&c->retry);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -322,18 +217,14 @@ conn_close(struct conn *c, const char *reason, int reset)
 	c->next = graveyard;
 	graveyard = c;
 	nconns--;
-	if (full_paused && (opt_max_conns == 0 || (long)nconns <
-	    opt_max_conns)) {
-		full_paused = 0;
-		listeners_update();
-	}
+	if (conn_on_close)
+		conn_on_close();
 }
 
-/* Fails a connection: an error event with the reason, then a reset. */
 void
 conn_fail(struct conn *c, const char *reason)
 {
-	ev_error(c, reason);
+	ev_error(&c->f, reason);
 	conn_close(c, reason, 1);
 }
 
@@ -351,126 +242,181 @@ conn_reap(void)
 		struct conn *c = graveyard;
 
 		graveyard = c->next;
+		chain_free(c->chain);
 		free(c->ti);
 		free(c);
 	}
 }
 
-/* Closes c once both directions are done (EOF read and passed on). */
+/* ------------------------------------------------------------ the chain's sink */
+
 static void
-conn_check_done(struct conn *c)
+sink_deliver(void *arg, enum dir d, const uint8_t *p, size_t n)
 {
-	int d;
+	struct conn *c = arg;
 
-	if (c->state != CS_OPEN)
-		return;
-	for (d = 0; d < (c->echo ? 1 : 2); d++)
-		if (!src_side(c, d)->rd_eof || !dst_side(c, d)->wr_shut)
-			return;
-	conn_close(c, "closed", 0);
-}
-
-/* ------------------------------------------------------------ writing */
-
-static const char *
-who(const struct side *s)
-{
-	return s->is_server ? "server" : "client";
-}
-
-/*
- * Writes to s's socket, through TLS when s has it.  Returns the count, -1
- * when it must wait, -2 on an error (the reason in why).
- */
-static ssize_t
-side_raw_write(struct side *s, const uint8_t *p, size_t n, char *why,
-    size_t len)
-{
-	char e[ERRLEN / 2];
-	ssize_t w;
-
-	if (s->ssl != NULL) {
-		w = tls_write(s, p, n, e, sizeof(e));
-		if (w == -2)
-			snprintf(why, len, "write to %s: %s", who(s), e);
-		return w;
+	if (c->f.echo) {		/* what comes back counts as s2c */
+		c->f.bytes[S2C] += n;
+		c->f.chunks[S2C]++;
+		stat_bytes[S2C] += n;
 	}
-	do
-		w = write(s->fd, p, n);
-	while (w < 0 && errno == EINTR);
-	if (w >= 0)
-		return w;
-	if (errno == EAGAIN)
-		return -1;
-	snprintf(why, len, "write to %s: %s", who(s), strerror(errno));
-	return -2;
+	c->tp->send(c, c->tparg, d == C2S && !c->f.echo, p, n);
 }
 
-/*
- * Writes what waits for s: its buffer, then its pipe; shuts down writing
- * when asked and drained.  Returns 0, or -1 after closing the connection.
- */
+static void
+sink_answer(void *arg, enum dir d, const uint8_t *p, size_t n)
+{
+	struct conn *c = arg;
+
+	c->tp->send(c, c->tparg, d == S2C, p, n);
+}
+
+static void
+sink_eof(void *arg, enum dir d)
+{
+	struct conn *c = arg;
+
+	c->tp->shut(c, c->tparg, d == C2S && !c->f.echo);
+}
+
+static void
+sink_close(void *arg, const char *reason, int reset)
+{
+	conn_close(arg, reason, reset);
+}
+
+static void
+sink_redirect(void *arg, const struct addr *to)
+{
+	struct conn *c = arg;
+
+	if (c->redirect == NULL && c->state == CS_WAIT_BYTES)
+		c->redirect = to;
+}
+
+static void
+sink_resume(void *arg)
+{
+	conn_update(arg);
+}
+
+static const struct chain_sink sink = {
+	.deliver = sink_deliver,
+	.answer = sink_answer,
+	.eof = sink_eof,
+	.close = sink_close,
+	.redirect = sink_redirect,
+	.resume = sink_resume,
+};
+
+/* ------------------------------------------------------------ input */
+
+void
+conn_input(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+{
+	c->f.bytes[d] += n;
+	c->f.chunks[d]++;
+	stat_bytes[d] += n;
+	c->last_ms = now_ms();
+	if (c->chain != NULL)
+		chain_input(c->chain, d, p, n);
+	else
+		sink_deliver(c, d, p, n);
+	if (c->state == CS_WAIT_BYTES && d == C2S)
+		conn_connect(c);
+}
+
+/* The end of direction d was read: through the chain, then FIN. */
+static void
+conn_eof(struct conn *c, enum dir d)
+{
+	if (c->chain != NULL)
+		chain_eof(c->chain, d);
+	else
+		sink_eof(c, d);
+	if (c->state == CS_WAIT_BYTES)
+		conn_connect(c);
+}
+
+/* ------------------------------------------------------------ streams */
+
+static int
+side_can_read(struct conn *c, struct side *s)
+{
+	enum dir d = side_dir(c, s);
+	struct side *dst;
+
+	if (s->fd < 0 || s->rd_eof || c->state == CS_CLOSED)
+		return 0;
+	if (c->state == CS_HELLO)
+		return !s->is_server && !c->hello_wait;
+	if (s->is_server && c->state != CS_OPEN)
+		return 0;
+	if (client_tls_pending(c, s))
+		return 0;
+	if (!s->is_server && c->state == CS_OPEN && !c->f.echo &&
+	    SERVER(c)->fd < 0)
+		return 0;
+	dst = dst_side(c, d);
+	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0 &&
+	    buf_pending(&s->out) < OUT_HIGH && conn_held(c, d) < OUT_HIGH;
+}
+
+static void
+side_update(struct conn *c, struct side *s)
+{
+	short ev = 0;
+
+	if (s->fd < 0 || c->state == CS_CLOSED)
+		return;
+	if (side_can_read(c, s))
+		ev |= POLLIN;
+	if (s->is_server && c->state == CS_CONNECTING)
+		ev |= s->tls.ssl ? s->tls.want : POLLOUT;
+	else if (side_writable(c, s) && (side_pending(s) > 0 ||
+	    (s->want_shut && !s->wr_shut)))
+		ev |= POLLOUT;
+	if (s->tls.ssl != NULL && c->state != CS_CONNECTING)
+		ev |= s->tls.want;
+	loop_set(s->slot, ev);
+}
+
+static void
+stream_update(struct conn *c, void *tp)
+{
+	(void)tp;
+	side_update(c, CLIENT(c));
+	side_update(c, SERVER(c));
+}
+
+/* Writes what waits for s, if it can be written.  Returns 0 or -1 (closed). */
 static int
 side_write(struct conn *c, struct side *s)
 {
 	char why[ERRLEN];
-	ssize_t n;
 
 	if (!side_writable(c, s))
 		return 0;
-	while (buf_pending(&s->out) > 0) {
-		n = side_raw_write(s, s->out.data + s->out.off,
-		    buf_pending(&s->out), why, sizeof(why));
-		if (n == -1)
-			break;
-		if (n == -2) {
-			conn_fail(c, why);
-			return -1;
-		}
-		buf_consume(&s->out, (size_t)n);
-	}
-	while (s->inpipe > 0 && buf_pending(&s->out) == 0) {
-		n = splice(s->pipefd[0], NULL, s->fd, NULL, s->inpipe,
-		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			goto fail;
-		}
-		s->inpipe -= (size_t)n;
-	}
-	if (s->inpipe == 0)
-		pipe_put(s);
-	if (s->want_shut && !s->wr_shut && buf_pending(&s->out) == 0 &&
-	    s->inpipe == 0) {
-		tls_shutdown(s);
-		(void)shutdown(s->fd, SHUT_WR);
-		s->wr_shut = 1;
+	if (side_flush(s, why, sizeof(why)) == -1) {
+		conn_fail(c, why);
+		return -1;
 	}
 	return 0;
-fail:
-	snprintf(why, sizeof(why), "write to %s: %s", who(s), strerror(errno));
-	conn_fail(c, why);
-	return -1;
 }
 
-/* Sends bytes to side s: written at once when nothing waits, else queued. */
+/* Sends bytes to a side: written at once when nothing waits, else queued. */
 static void
-side_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
+stream_send(struct conn *c, void *tp, int to_server, const uint8_t *p,
+    size_t n)
 {
+	struct side *s = conn_side(c, to_server);
 	char why[ERRLEN];
 	ssize_t w;
 
+	(void)tp;
 	if (c->state == CS_CLOSED || s->wr_shut)
 		return;
-	if (c->udp) {
-		udp_send(c, s, p, n);
-		return;
-	}
-	if (side_writable(c, s) && buf_pending(&s->out) == 0 &&
-	    s->inpipe == 0) {
+	if (side_writable(c, s) && side_pending(s) == 0) {
 		w = side_raw_write(s, p, n, why, sizeof(why));
 		if (w == -2) {
 			conn_fail(c, why);
@@ -488,65 +434,52 @@ side_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
 	side_update(c, s);
 }
 
-void
-conn_deliver(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+static void
+stream_shut(struct conn *c, void *tp, int to_server)
 {
-	if (c->echo) {		/* what comes back counts as s2c */
-		c->bytes[S2C] += n;
-		c->chunks[S2C]++;
-		stat_bytes[S2C] += n;
-	}
-	side_send(c, dst_side(c, d), p, n);
+	struct side *s = conn_side(c, to_server);
+
+	(void)tp;
+	s->want_shut = 1;
+	(void)side_write(c, s);
 }
 
-void
-conn_answer(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+static void
+stream_close(struct conn *c, void *tp, int reset)
 {
-	side_send(c, src_side(c, d), p, n);
+	(void)tp;
+	side_close(CLIENT(c), reset);
+	side_close(SERVER(c), reset);
 }
 
-/* ------------------------------------------------------------ reading */
+/* Closes c once both directions are done (EOF read and passed on). */
+static void
+conn_check_done(struct conn *c)
+{
+	int d;
+
+	if (c->state != CS_OPEN)
+		return;
+	for (d = 0; d < (c->f.echo ? 1 : 2); d++)
+		if (!src_side(c, d)->rd_eof || !dst_side(c, d)->wr_shut)
+			return;
+	conn_close(c, "closed", 0);
+}
 
 static void
 side_eof(struct conn *c, struct side *s)
 {
-	enum dir d = side_dir(c, s);
-	struct side *dst;
-
 	s->rd_eof = 1;
-	timer_stop(&c->hold[d]);
-	chain_flush(c, d, 1);
-	if (c->state == CS_CLOSED)
-		return;
-	dst = dst_side(c, d);
-	dst->want_shut = 1;
-	if (c->state == CS_WAIT_BYTES)
-		conn_connect(c);
-	if (c->state == CS_CLOSED)
-		return;
-	(void)side_write(c, dst);
+	conn_eof(c, side_dir(c, s));
 }
 
-static void
-read_failed(struct conn *c, struct side *s, int err)
+/* Returns 1 if reads from s may go through a pipe to the other side. */
+static int
+can_splice(const struct conn *c, const struct side *s)
 {
-	char why[ERRLEN];
-
-	if (err == ECONNRESET)		/* passed on as a reset */
-		snprintf(why, sizeof(why), "reset by %s", who(s));
-	else
-		snprintf(why, sizeof(why), "read from %s: %s", who(s),
-		    strerror(err));
-	conn_fail(c, why);
-}
-
-void
-conn_account(struct conn *c, enum dir d, size_t n)
-{
-	c->bytes[d] += n;
-	c->chunks[d]++;
-	stat_bytes[d] += n;
-	c->last_ms = now_ms();
+	return c->chain == NULL && !c->f.echo && s->tls.ssl == NULL &&
+	    !c->route->listen.tls && !c->route->target.tls &&
+	    c->f.client.ss.ss_family != AF_UNIX;
 }
 
 /*
@@ -556,38 +489,30 @@ conn_account(struct conn *c, enum dir d, size_t n)
 static int
 splice_read(struct conn *c, struct side *s, struct side *dst)
 {
-	ssize_t n;
+	char why[ERRLEN];
+	ssize_t n = side_splice(s, dst, why, sizeof(why));
+	enum dir d = side_dir(c, s);
 
-	if (dst->pipefd[0] < 0 && pipe_get(dst) == -1)
-		return 0;
-	n = splice(s->fd, NULL, dst->pipefd[1], NULL, PIPE_BYTES,
-	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (n > 0) {
-		dst->inpipe += (size_t)n;
-		conn_account(c, side_dir(c, s), (size_t)n);
+		c->f.bytes[d] += (size_t)n;
+		c->f.chunks[d]++;
+		stat_bytes[d] += (size_t)n;
+		c->last_ms = now_ms();
 		(void)side_write(c, dst);
-		return 1;
-	}
-	if (dst->inpipe == 0)
-		pipe_put(dst);
-	if (n == 0)
+	} else if (n == 0)
 		side_eof(c, s);
-	else if (errno == EINVAL) {
-		s->splice = 0;
-		return 0;
-	} else if (errno != EAGAIN && errno != EINTR)
-		read_failed(c, s, errno);
-	return 1;
+	else if (n == -2)
+		conn_fail(c, why);
+	return n != -3;
 }
 
 static void
-side_read(struct conn *c, struct side *s)
+side_read_chunk(struct conn *c, struct side *s)
 {
 	enum dir d = side_dir(c, s);
 	struct side *dst = dst_side(c, d);
+	char why[ERRLEN];
 	ssize_t n;
-
-	char why[ERRLEN], e[ERRLEN / 2];
 
 	if (c->state == CS_HELLO) {
 		hello_peek(c);
@@ -596,57 +521,33 @@ side_read(struct conn *c, struct side *s)
 	if (s->splice && buf_pending(&dst->out) == 0 && c->state == CS_OPEN &&
 	    splice_read(c, s, dst))
 		return;
-	if (s->ssl != NULL) {
-		n = tls_read(s, scratch, sizeof(scratch), e, sizeof(e));
-		if (c->tls_wait && !s->is_server && tls_ready(s)) {
-			c->tls_wait = 0;	/* the client's handshake is done */
-			s->hs = 0;
-			timer_stop(&c->wait);
-		}
-		if (n == -1)
-			return;
-		if (n == -2) {
-			snprintf(why, sizeof(why), "read from %s: %s", who(s), e);
-			conn_fail(c, why);
-			return;
-		}
-	} else {
-		n = read(s->fd, scratch, sizeof(scratch));
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				read_failed(c, s, errno);
-			return;
-		}
+	n = side_read(s, scratch, sizeof(scratch), why, sizeof(why));
+	if (s->tls.ssl != NULL && c->tls_wait && !s->is_server &&
+	    tls_ready(&s->tls)) {
+		c->tls_wait = 0;	/* the client's handshake is done */
+		s->tls.hs = 0;
+		timer_stop(&c->wait);
+	}
+	if (n == -1)
+		return;
+	if (n == -2) {
+		conn_fail(c, why);
+		return;
 	}
 	if (n == 0) {
 		side_eof(c, s);
 		return;
 	}
-	conn_account(c, d, (size_t)n);
-	if (n >= SPLICE_MIN && c->route->ntaps == 0 && !c->echo &&
-	    s->ssl == NULL && dst->ssl == NULL && !c->route->listen.tls &&
-	    !c->route->target.tls && s->peer.ss.ss_family != AF_UNIX)
+	if (n >= SPLICE_MIN && can_splice(c, s))
 		s->splice = 1;
-	chain_run(c, d, scratch, (size_t)n);
-	conn_after_chunk(c, d);
-}
-
-/* After a chunk went through the chain: arm the hold timer, connect. */
-void
-conn_after_chunk(struct conn *c, enum dir d)
-{
-	if (c->state == CS_CLOSED)
-		return;
-	if (c->route->ntaps > 0 && chain_holding(c, d))
-		timer_arm(&c->hold[d], chain_hold_ms(c, d));
-	if (c->state == CS_WAIT_BYTES && d == C2S)
-		conn_connect(c);
+	conn_input(c, d, scratch, (size_t)n);
 }
 
 static void
 connect_done(struct conn *c)
 {
 	struct side *sv = SERVER(c);
+	const struct addr *t = c->redirect ? c->redirect : &c->route->target;
 	char why[ERRLEN], a[ADDRSTR];
 	int err = 0;
 	socklen_t len = sizeof(err);
@@ -654,18 +555,15 @@ connect_done(struct conn *c)
 	if (getsockopt(sv->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err != 0) {
-		sockname_str(&sv->peer, a, sizeof(a));
+		sockname_str(&c->f.server, a, sizeof(a));
 		snprintf(why, sizeof(why), "connect %s: %s", a, strerror(err));
 		conn_fail(c, why);
 		return;
 	}
-	sv->local.len = sizeof(sv->local.ss);
-	if (getsockname(sv->fd, (struct sockaddr *)&sv->local.ss,
-	    &sv->local.len) == -1)
-		sv->local.len = 0;
 	if (c->route->target.tls && !c->passthrough) {
-		if (tls_upstream_start(c, sv, c->redirect ? c->redirect :
-		    &c->route->target, why, sizeof(why)) == -1) {
+		if (tls_upstream_start(&sv->tls, c->route, sv->fd, c->f.sni,
+		    t->host, &c->f.server, t->verify, c->ti, why,
+		    sizeof(why)) == -1) {
 			conn_fail(c, why);
 			return;
 		}
@@ -689,12 +587,13 @@ conn_opened(struct conn *c)
 
 	timer_stop(&c->wait);
 	c->state = CS_OPEN;
-	if (!c->echo)
-		ev_connect(c);
+	if (!c->f.echo)
+		ev_connect(&c->f);
 	if (client_tls_pending(c, cl)) {
-		if (sv->ssl != NULL)
-			up = tls_peer_cert(sv);
-		rc = tls_client_start(c, cl, up, why, sizeof(why));
+		if (sv->tls.ssl != NULL)
+			up = tls_peer_cert(&sv->tls);
+		rc = tls_client_start(&cl->tls, c->route, cl->fd, up, c->f.sni,
+		    c->ti, why, sizeof(why));
 		X509_free_ref(up);
 		if (rc == -1) {
 			conn_fail(c, why);
@@ -703,7 +602,7 @@ conn_opened(struct conn *c)
 	}
 	if (c->tls_wait)
 		timer_arm(&c->wait, HANDSHAKE_TIMEOUT_MS);
-	if (!c->echo)
+	if (!c->f.echo)
 		(void)side_write(c, sv);
 	if (c->state != CS_CLOSED)
 		(void)side_write(c, cl);
@@ -714,7 +613,7 @@ static void
 upstream_handshake(struct conn *c)
 {
 	char why[ERRLEN];
-	int rc = tls_handshake(c, SERVER(c), why, sizeof(why));
+	int rc = tls_handshake(&SERVER(c)->tls, c->ti, why, sizeof(why));
 
 	if (rc == -1)
 		conn_fail(c, why);
@@ -731,13 +630,18 @@ hello_peek(struct conn *c)
 {
 	struct side *cl = CLIENT(c);
 	struct hello h;
+	char why[ERRLEN];
 	ssize_t n;
 	int rc;
 
 	n = recv(cl->fd, scratch, sizeof(scratch), MSG_PEEK);
 	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			read_failed(c, cl, errno);
+		if (errno != EAGAIN && errno != EINTR) {
+			snprintf(why, sizeof(why), errno == ECONNRESET ?
+			    "reset by client" : "read from client: %s",
+			    strerror(errno));
+			conn_fail(c, why);
+		}
 		return;
 	}
 	if (n == 0) {
@@ -748,7 +652,7 @@ hello_peek(struct conn *c)
 	if (rc == 0 && (size_t)n < sizeof(scratch)) {
 		/* peeked bytes stay readable: look again a little later */
 		c->hello_wait = 1;
-		timer_arm(&c->hold[C2S], HELLO_RETRY_MS);
+		timer_arm(&c->retry, HELLO_RETRY_MS);
 		return;
 	}
 	if (rc != 1) {
@@ -757,61 +661,89 @@ hello_peek(struct conn *c)
 	}
 	if (h.sni_bad)
 		diag_err("tproxy: #%llu invalid SNI in the ClientHello "
-		    "ignored", (unsigned long long)c->id);
+		    "ignored", (unsigned long long)c->f.id);
 	if ((c->ti = calloc(1, sizeof(*c->ti))) == NULL) {
 		conn_fail(c, "out of memory");
 		return;
 	}
 	c->ti->hello = h;
 	if (h.sni[0] != '\0')
-		c->sni = c->ti->hello.sni;
-	if (c->route->listen.passthrough != NULL && c->sni != NULL &&
-	    re_search(c->route->listen.passthrough, (const uint8_t *)c->sni,
-	    strlen(c->sni)))
+		c->f.sni = c->ti->hello.sni;
+	if (c->route->listen.passthrough != NULL && c->f.sni != NULL &&
+	    re_search(c->route->listen.passthrough, (const uint8_t *)c->f.sni,
+	    strlen(c->f.sni)))
 		c->passthrough = 1;
 	c->state = CS_WAIT_BYTES;
 	conn_begin(c);
 }
 
-void
-conn_side_io(void *arg, int revents)
+static void
+side_io(void *arg, int revents)
 {
 	struct side *s = arg;
-	struct conn *c = s->conn;
+	struct conn *c = (struct conn *)((char *)(s - (s->is_server ? 1 : 0)) -
+	    offsetof(struct conn, side));
 	int i;
 
 	if (c->state == CS_CLOSED)
 		return;
 	if (s->is_server && c->state == CS_CONNECTING) {
-		if (s->ssl != NULL)
+		if (s->tls.ssl != NULL)
 			upstream_handshake(c);
 		else
 			connect_done(c);
 	} else {
 		if ((revents & (POLLOUT | POLLERR | POLLHUP)) &&
-		    (buf_pending(&s->out) > 0 || s->inpipe > 0 ||
-		    (s->want_shut && !s->wr_shut)))
+		    (side_pending(s) > 0 || (s->want_shut && !s->wr_shut)))
 			if (side_write(c, s) == -1)
 				return;
-		if ((revents & (POLLIN | POLLHUP | POLLERR | (s->ssl ?
-		    s->ssl_want : 0))) && side_can_read(c, s))
-			side_read(c, s);
+		if ((revents & (POLLIN | POLLHUP | POLLERR | (s->tls.ssl ?
+		    s->tls.want : 0))) && side_can_read(c, s))
+			side_read_chunk(c, s);
 	}
 	/* plaintext OpenSSL already holds wakes no poll(): read it now */
 	for (i = 0; i < 16 && c->state != CS_CLOSED; i++) {
-		if (tls_pending(CLIENT(c)) && side_can_read(c, CLIENT(c)))
-			side_read(c, CLIENT(c));
-		else if (tls_pending(SERVER(c)) && side_can_read(c, SERVER(c)))
-			side_read(c, SERVER(c));
+		if (tls_pending(&CLIENT(c)->tls) && side_can_read(c, CLIENT(c)))
+			side_read_chunk(c, CLIENT(c));
+		else if (tls_pending(&SERVER(c)->tls) &&
+		    side_can_read(c, SERVER(c)))
+			side_read_chunk(c, SERVER(c));
 		else
 			break;
 	}
 	if (c->state == CS_CLOSED)
 		return;
 	conn_check_done(c);
-	if (c->state != CS_CLOSED)
-		conn_update(c);
+	conn_update(c);
 }
+
+/* The upstream socket is connecting: wait for it to be writable. */
+static int
+stream_connected(struct conn *c, void *tp, int fd)
+{
+	struct side *sv = SERVER(c);
+
+	(void)tp;
+	sv->fd = fd;
+	if (loop_add(fd, POLLOUT, side_io, sv, &sv->slot) == -1) {
+		close(fd);
+		sv->fd = -1;
+		return -1;
+	}
+	c->state = CS_CONNECTING;
+	timer_arm(&c->wait, CONNECT_TIMEOUT_MS);
+	return 0;
+}
+
+static const struct transport stream = {
+	.sock_type = SOCK_STREAM,
+	.expired = "idle timeout",
+	.connected = stream_connected,
+	.send = stream_send,
+	.shut = stream_shut,
+	.update = stream_update,
+	.close = stream_close,
+};
 
 /* ------------------------------------------------------------ timers */
 
@@ -819,27 +751,23 @@ static void
 idle_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
-	uint64_t idle = c->idle_ms, now = now_ms();
+	uint64_t now = now_ms();
+	uint64_t idle = (uint64_t)(c->tp->sock_type == SOCK_DGRAM ?
+	    opt.udp_timeout : opt.idle_timeout) * 1000;
 
 	if (now - c->last_ms >= idle)
-		conn_close(c, c->udp ? "expired" : "idle timeout", 0);
+		conn_close(c, c->tp->expired, 0);
 	else
 		timer_arm(&c->idle, c->last_ms + idle - now);
 }
 
 static void
-hold_fired(struct timer *t)
+retry_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
 
-	if (c->state == CS_HELLO) {	/* time to peek again */
-		c->hello_wait = 0;
-		conn_update(c);
-		return;
-	}
-	chain_flush(c, t == &c->hold[C2S] ? C2S : S2C, 0);
-	if (c->state != CS_CLOSED)
-		conn_update(c);
+	c->hello_wait = 0;		/* time to peek again */
+	conn_update(c);
 }
 
 static void
@@ -852,12 +780,11 @@ wait_fired(struct timer *t)
 	else if (c->state == CS_WAIT_BYTES)
 		conn_connect(c);
 	else if (c->state == CS_CONNECTING)
-		conn_fail(c, SERVER(c)->ssl ? "TLS handshake with upstream "
-		    "timed out" : "connect timeout");
+		conn_fail(c, SERVER(c)->tls.ssl ? "TLS handshake with "
+		    "upstream timed out" : "connect timeout");
 	else if (c->tls_wait)
 		conn_fail(c, "TLS handshake with client timed out");
-	if (c->state != CS_CLOSED)
-		conn_update(c);
+	conn_update(c);
 }
 
 /* ------------------------------------------------------------ opening */
@@ -868,119 +795,70 @@ conn_connect(struct conn *c)
 {
 	const struct addr *t = c->redirect ? c->redirect : &c->route->target;
 	const struct sockname *pre = NULL;
-	struct side *sv = SERVER(c);
 	struct sockname to;
 	char err[ERRLEN];
 	int fd;
 
 	timer_stop(&c->wait);
 	if (t->type == A_ECHO) {
-		c->echo = 1;
-		if (c->udp)
-			c->state = CS_OPEN;
-		else
-			conn_opened(c);
+		c->f.echo = 1;
+		conn_opened(c);
 		return;
 	}
 	if (t->type == A_ORIG) {
-		if (orig_target(c, t, &to, err, sizeof(err)) == -1) {
+		if (orig_target(&c->f.dst, c->tp->sock_type == SOCK_DGRAM, t,
+		    &to, err, sizeof(err)) == -1) {
 			conn_fail(c, err);
 			return;
 		}
 		pre = &to;
 	} else if (t == &c->route->target && c->route->tresolved)
 		pre = &c->route->tname;
-	fd = net_connect(t, c->udp ? SOCK_DGRAM : SOCK_STREAM, pre,
-	    t->spoof ? &CLIENT(c)->peer : NULL, &sv->peer, err, sizeof(err));
+	fd = net_connect(t, c->tp->sock_type, pre, t->spoof ? &c->f.client :
+	    NULL, &c->f.server, err, sizeof(err));
 	if (fd == -1) {
 		conn_fail(c, err);
 		return;
 	}
-	if (c->udp) {			/* connected at once */
-		if (udp_opened(c, fd) == -1)
-			conn_fail(c, "out of memory");
-		return;
-	}
-	sv->fd = fd;
-	if (loop_add(fd, POLLOUT, conn_side_io, sv, &sv->slot) == -1) {
-		close(fd);
-		sv->fd = -1;
+	/* a connect() binds the socket at once: our end is known now */
+	c->f.server_local.len = sizeof(c->f.server_local.ss);
+	if (getsockname(fd, (struct sockaddr *)&c->f.server_local.ss,
+	    &c->f.server_local.len) == -1)
+		c->f.server_local.len = 0;
+	switch (c->tp->connected(c, c->tparg, fd)) {
+	case -1:
 		conn_fail(c, "out of memory");
-		return;
+		break;
+	case 1:				/* datagrams: open at once */
+		conn_opened(c);
+		break;
 	}
-	c->state = CS_CONNECTING;
-	timer_arm(&c->wait, CONNECT_TIMEOUT_MS);
 }
 
-static int
-needs_first_bytes(const struct conn *c)
-{
-	size_t i;
-
-	if (!c->route->first_bytes || c->redirect != NULL)
-		return 0;
-	for (i = 0; i < c->route->ntaps; i++)
-		if (c->route->taps[i].first_bytes &&
-		    (c->tapon[C2S] & (1u << i)))
-			return 1;
-	return 0;
-}
-
-static void
-side_init(struct conn *c, struct side *s, int is_server)
-{
-	s->conn = c;
-	s->fd = -1;
-	s->slot = -1;
-	s->pipefd[0] = s->pipefd[1] = -1;
-	s->is_server = is_server;
-}
-
-/*
- * Creates a connection for a client (an accepted socket, or fd -1 for a UDP
- * session, whose replies leave through the route's socket).  Returns it, or
- * NULL when out of memory.
- */
 struct conn *
-conn_create(struct route *r, int fd, const struct sockname *peer)
+conn_new(struct route *r, const struct sockname *peer,
+    const struct sockname *dst, const struct transport *tp, void *tparg)
 {
 	struct conn *c;
-	struct side *cl;
-	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	c->id = next_id++;
+	c->f.id = next_id++;
+	c->f.route = r->id;
+	c->f.udp = tp->sock_type == SOCK_DGRAM;
+	c->f.start_ms = c->last_ms = now_ms();
+	c->f.client = *peer;
+	c->f.local = r->lname;
+	c->f.dst = dst ? *dst : r->lname;
 	c->route = r;
-	c->udp = addr_is_udp(r->listen.type);
-	c->start_ms = c->last_ms = now_ms();
-	cl = CLIENT(c);
-	side_init(c, cl, 0);
-	side_init(c, SERVER(c), 1);
-	cl->peer = *peer;
-	cl->local = r->lname;
-	if (fd >= 0) {
-		cl->fd = fd;
-		cl->local.len = sizeof(cl->local.ss);
-		if (r->listen.type == A_UNIX_LISTEN ||
-		    getsockname(fd, (struct sockaddr *)&cl->local.ss,
-		    &cl->local.len) == -1)
-			cl->local = r->lname;
-		if (peer->ss.ss_family != AF_UNIX)
-			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			    sizeof(one));
-		if (loop_add(fd, POLLIN, conn_side_io, cl, &cl->slot) == -1) {
-			free(c);
-			return NULL;
-		}
-	}
-	c->dst = cl->local;
+	c->tp = tp;
+	c->tparg = tparg;
+	side_init(CLIENT(c), 0);
+	side_init(SERVER(c), 1);
 	c->idle.cb = idle_fired;
-	c->hold[C2S].cb = c->hold[S2C].cb = hold_fired;
 	c->wait.cb = wait_fired;
-	c->idle.arg = c->hold[C2S].arg = c->hold[S2C].arg = c->wait.arg = c;
-	c->idle_ms = c->udp ? (uint64_t)opt_udp_timeout * 1000 :
-	    (uint64_t)opt_idle_timeout * 1000;
+	c->retry.cb = retry_fired;
+	c->idle.arg = c->wait.arg = c->retry.arg = c;
 	c->next = conns;
 	if (conns)
 		conns->prev = c;
@@ -991,24 +869,54 @@ conn_create(struct route *r, int fd, const struct sockname *peer)
 	return c;
 }
 
-/* Opens the chain, reports the accept, and picks the upstream. */
+struct conn *
+conn_stream(struct route *r, int fd, const struct sockname *peer)
+{
+	struct conn *c = conn_new(r, peer, NULL, &stream, NULL);
+	struct side *cl;
+	char err[ERRLEN];
+	int one = 1;
+
+	if (c == NULL) {
+		diag_err("tproxy: accept: out of memory");
+		close(fd);
+		return NULL;
+	}
+	cl = CLIENT(c);
+	cl->fd = fd;
+	c->f.local.len = sizeof(c->f.local.ss);
+	if (r->listen.type == A_UNIX_LISTEN ||
+	    getsockname(fd, (struct sockaddr *)&c->f.local.ss,
+	    &c->f.local.len) == -1)
+		c->f.local = r->lname;
+	c->f.dst = c->f.local;
+	if (peer->ss.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	if (loop_add(fd, POLLIN, side_io, cl, &cl->slot) == -1) {
+		conn_close(c, "out of memory", 1);
+		return NULL;
+	}
+	/* behind a redirect, the accept event names the original destination */
+	if (r->target.type == A_ORIG && r->listen.type == A_TCP_LISTEN &&
+	    orig_lookup(fd, &c->f.local, &c->f.dst, err, sizeof(err)) == -1) {
+		ev_accept(&c->f);
+		conn_fail(c, err);
+		return NULL;
+	}
+	return c;
+}
+
 void
 conn_start(struct conn *c)
 {
-	const struct addr *l = &c->route->listen;
-	char err[ERRLEN];
+	uint64_t idle = (uint64_t)(c->tp->sock_type == SOCK_DGRAM ?
+	    opt.udp_timeout : opt.idle_timeout) * 1000;
 
-	/* behind a redirect, the accept event names the original destination */
-	if (c->route->target.type == A_ORIG && l->type == A_TCP_LISTEN &&
-	    orig_lookup(c, CLIENT(c)->fd, err, sizeof(err)) == -1) {
-		ev_accept(c);
-		conn_fail(c, err);
-		return;
-	}
-	ev_accept(c);
-	if (c->idle_ms > 0)
-		timer_arm(&c->idle, c->idle_ms);
-	if (l->tls) {
+	ev_accept(&c->f);
+	if (idle > 0)
+		timer_arm(&c->idle, idle);
+	if (c->route->listen.tls) {
 		/*
 		 * The SNI first: it picks passthrough and the upstream's name;
 		 * the client's handshake goes on once the upstream's is done.
@@ -1026,68 +934,22 @@ conn_start(struct conn *c)
 static void
 conn_begin(struct conn *c)
 {
-	if (chain_open(c) == -1) {
-		conn_fail(c, "out of memory");
-		return;
+	size_t n = c->passthrough ? 0 : c->route->ntaps;
+
+	if (n > 0) {
+		c->chain = chain_open(c->route->taps, n, &c->f, &sink, c);
+		if (c->chain == NULL) {
+			conn_fail(c, "out of memory");
+			return;
+		}
+		chain_start(c->chain);
+		if (c->state == CS_CLOSED)
+			return;
 	}
-	if (needs_first_bytes(c))
+	if (c->chain != NULL && c->redirect == NULL &&
+	    chain_first_bytes(c->chain))
 		timer_arm(&c->wait, FIRST_BYTES_WAIT_MS);
 	else
 		conn_connect(c);
-	if (c->state != CS_CLOSED)
-		conn_update(c);
-}
-
-/* Returns 1 if another connection may start under --max-conns. */
-int
-conn_room(void)
-{
-	return opt_max_conns == 0 || (long)nconns < opt_max_conns;
-}
-
-/* Accepts what waits on a route's listener, within --max-conns and fds. */
-void
-conn_accept(struct route *r)
-{
-	struct sockname peer;
-	int i, fd;
-
-	emfile_timer.cb = emfile_resume;
-	for (i = 0; i < ACCEPTS_PER_TURN; i++) {
-		if (!conn_room()) {
-			full_paused = 1;
-			listeners_update();
-			return;
-		}
-		peer.len = sizeof(peer.ss);
-		fd = accept4(r->lfd, (struct sockaddr *)&peer.ss, &peer.len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				/* back off instead of spinning on a full table */
-				static uint64_t warned;
-
-				if (warned == 0 || now_ms() - warned >= 10000) {
-					diag_err("tproxy: accept: %s; pausing "
-					    "accepts", strerror(errno));
-					warned = now_ms();
-				}
-				emfile_paused = 1;
-				listeners_update();
-				timer_arm(&emfile_timer, EMFILE_PAUSE_MS);
-			}
-			return;
-		}
-		struct conn *c = conn_create(r, fd, &peer);
-
-		if (c == NULL) {
-			diag_err("tproxy: accept: out of memory");
-			close(fd);
-			continue;
-		}
-		conn_start(c);
-	}
+	conn_update(c);
 }

@@ -6,17 +6,20 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tproxy.h"
+#include "event.h"
+#include "loop.h"
+#include "opts.h"
+#include "out.h"
 
 static void
-json_head(const char *event, const struct conn *c, int route)
+json_head(const char *event, const struct flow *f, int route)
 {
 	char ts[40];
 
 	out_time(ts, sizeof(ts), 0);
 	out_printf("{\"event\":\"%s\",\"time\":\"%s\"", event, ts);
-	if (c != NULL)
-		out_printf(",\"conn\":%llu", (unsigned long long)c->id);
+	if (f != NULL)
+		out_printf(",\"conn\":%llu", (unsigned long long)f->id);
 	out_printf(",\"route\":%d", route);
 }
 
@@ -39,7 +42,7 @@ ev_listen(const struct route *r)
 	addr_target_str(&r->target, t, sizeof(t));
 	diag("tproxy: listening on %s %s -> %s",
 	    addr_type_name(r->listen.type), l, t);
-	if (!opt_json)
+	if (!opt.json)
 		return;
 	json_head("listen", NULL, r->id);
 	out_printf(",\"proto\":\"%s\"", addr_type_name(r->listen.type));
@@ -58,93 +61,93 @@ ev_listen(const struct route *r)
 }
 
 void
-ev_accept(const struct conn *c)
+ev_accept(const struct flow *f)
 {
 	char a[ADDRSTR], b[ADDRSTR];
 
-	if (opt_verbose > 0) {
-		sockname_str(&CLIENT(c)->peer, a, sizeof(a));
-		sockname_str(&c->dst, b, sizeof(b));
+	if (opt.verbose > 0) {
+		sockname_str(&f->client, a, sizeof(a));
+		sockname_str(&f->dst, b, sizeof(b));
 		diag("tproxy: #%llu accept %s -> %s",
-		    (unsigned long long)c->id, a, b);
+		    (unsigned long long)f->id, a, b);
 	}
-	if (!opt_json)
+	if (!opt.json)
 		return;
-	json_head("accept", c, c->route->id);
-	json_addr("src", &CLIENT(c)->peer);
-	json_addr("dst", &c->dst);
+	json_head("accept", f, f->route);
+	json_addr("src", &f->client);
+	json_addr("dst", &f->dst);
 	out_printf("}\n");
 }
 
 void
-ev_connect(const struct conn *c)
+ev_connect(const struct flow *f)
 {
 	char a[ADDRSTR], b[ADDRSTR];
 
-	if (opt_verbose > 0) {
-		sockname_str(&SERVER(c)->local, a, sizeof(a));
-		sockname_str(&SERVER(c)->peer, b, sizeof(b));
+	if (opt.verbose > 0) {
+		sockname_str(&f->server_local, a, sizeof(a));
+		sockname_str(&f->server, b, sizeof(b));
 		diag("tproxy: #%llu connect %s -> %s",
-		    (unsigned long long)c->id, a, b);
+		    (unsigned long long)f->id, a, b);
 	}
-	if (!opt_json)
+	if (!opt.json)
 		return;
-	json_head("connect", c, c->route->id);
-	json_addr("src", &SERVER(c)->local);
-	json_addr("dst", &SERVER(c)->peer);
+	json_head("connect", f, f->route);
+	json_addr("src", &f->server_local);
+	json_addr("dst", &f->server);
 	out_printf("}\n");
 }
 
 void
-ev_error(const struct conn *c, const char *reason)
+ev_error(const struct flow *f, const char *reason)
 {
-	diag_err("tproxy: #%llu %s", (unsigned long long)c->id, reason);
-	if (!opt_json)
+	diag_err("tproxy: #%llu %s", (unsigned long long)f->id, reason);
+	if (!opt.json)
 		return;
-	json_head("error", c, c->route->id);
+	json_head("error", f, f->route);
 	out_printf(",\"reason\":");
 	out_json_str(reason, strlen(reason));
 	out_printf("}\n");
 }
 
 void
-ev_close(const struct conn *c, const char *reason)
+ev_close(const struct flow *f, const char *reason)
 {
-	unsigned long long ms = now_ms() - c->start_ms;
+	unsigned long long ms = now_ms() - f->start_ms;
 
-	if (opt_verbose > 0)
+	if (opt.verbose > 0)
 		diag("tproxy: #%llu close (%s): c2s %llu bytes in %llu "
 		    "chunks, s2c %llu bytes in %llu chunks, %llu ms",
-		    (unsigned long long)c->id, reason,
-		    (unsigned long long)c->bytes[C2S],
-		    (unsigned long long)c->chunks[C2S],
-		    (unsigned long long)c->bytes[S2C],
-		    (unsigned long long)c->chunks[S2C], ms);
-	if (!opt_json)
+		    (unsigned long long)f->id, reason,
+		    (unsigned long long)f->bytes[C2S],
+		    (unsigned long long)f->chunks[C2S],
+		    (unsigned long long)f->bytes[S2C],
+		    (unsigned long long)f->chunks[S2C], ms);
+	if (!opt.json)
 		return;
-	json_head("close", c, c->route->id);
-	json_addr("src", &CLIENT(c)->peer);
-	json_addr("dst", &c->dst);
+	json_head("close", f, f->route);
+	json_addr("src", &f->client);
+	json_addr("dst", &f->dst);
 	out_printf(",\"bytes_c2s\":%llu,\"bytes_s2c\":%llu,\"chunks_c2s\":%llu,"
 	    "\"chunks_s2c\":%llu,\"duration_ms\":%llu,\"reason\":",
-	    (unsigned long long)c->bytes[C2S],
-	    (unsigned long long)c->bytes[S2C],
-	    (unsigned long long)c->chunks[C2S],
-	    (unsigned long long)c->chunks[S2C], ms);
+	    (unsigned long long)f->bytes[C2S],
+	    (unsigned long long)f->bytes[S2C],
+	    (unsigned long long)f->chunks[C2S],
+	    (unsigned long long)f->chunks[S2C], ms);
 	out_json_str(reason, strlen(reason));
 	out_printf("}\n");
 }
 
 /* A data event (the log filter's JSON form); hex may be NULL. */
 void
-ev_data(const struct conn *c, enum dir d, size_t n, uint64_t off,
+ev_data(const struct flow *f, enum dir d, size_t n, uint64_t off,
     const uint8_t *hex)
 {
 	char from[ADDRSTR], to[ADDRSTR];
 	size_t i;
 
-	conn_endpoints(c, d, from, to, sizeof(from));
-	json_head("data", c, c->route->id);
+	flow_endpoints(f, d, from, to, sizeof(from));
+	json_head("data", f, f->route);
 	out_printf(",\"dir\":\"%s\",\"src\":", d == C2S ? "c2s" : "s2c");
 	out_json_str(from, strlen(from));
 	out_printf(",\"dst\":");
@@ -158,4 +161,17 @@ ev_data(const struct conn *c, enum dir d, size_t n, uint64_t off,
 		out_printf("\"");
 	}
 	out_printf("}\n");
+}
+
+/* The two ends of direction d: the upstream is its address once connected. */
+void
+flow_endpoints(const struct flow *f, enum dir d, char *from, char *to,
+    size_t len)
+{
+	const struct sockname *cl = &f->client;
+	const struct sockname *sv = f->echo || f->server.len == 0 ?
+	    &f->dst : &f->server;
+
+	sockname_str(d == C2S ? cl : sv, from, len);
+	sockname_str(d == C2S ? sv : cl, to, len);
 }

@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "tproxy.h"
+#include "hello.h"
 
 struct rd {
 	const uint8_t	*p;

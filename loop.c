@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tproxy.h"
+#include "loop.h"
 
 struct handler {
 	int		 fd;
@@ -168,6 +168,12 @@ timer_stop(struct timer *t)
 		heap_up(i);
 		heap_down(i);
 	}
+}
+
+int
+timer_armed(const struct timer *t)
+{
+	return t->idx != 0;
 }
 
 /* A timer that cannot be armed (out of memory) fires on the next turn. */

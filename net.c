@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tproxy.h"
+#include "net.h"
 
 /*
  * Resolves host (a literal or a name) and port into out.  passive asks for a
@@ -148,14 +148,14 @@ net_is_local(const struct sockname *sn)
 }
 
 /*
- * Creates, binds and listens the route's socket; fills r->lfd and r->lname.
- * Returns 0, or -1 with a message in err.  A stale Unix socket file is
+ * Creates, binds and listens a socket for a; fills *bound.  Returns the
+ * socket, or -1 with a message in err.  A stale Unix socket file is
  * removed first, as nothing can be listening on it if bind would fail.
  */
 int
-net_listen(struct route *r, char *err, size_t errlen)
+net_listen(const struct addr *a, struct sockname *bound, char *err,
+    size_t errlen)
 {
-	const struct addr *a = &r->listen;
 	struct sockname sn;
 	char hs[ADDRSTR];
 	int fd = -1, one = 1;
@@ -203,17 +203,15 @@ net_listen(struct route *r, char *err, size_t errlen)
 	if (bind(fd, (struct sockaddr *)&sn.ss, sn.len) == -1)
 		goto fail;
 	if (addr_is_udp(a->type))
-		udp_buffers(fd);
+		net_udp_buffers(fd);
 	else if (listen(fd, a->backlog ? a->backlog : 1024) == -1)
 		goto fail;
-	r->lname.len = sizeof(r->lname.ss);
-	if (getsockname(fd, (struct sockaddr *)&r->lname.ss,
-	    &r->lname.len) == -1)
+	bound->len = sizeof(bound->ss);
+	if (getsockname(fd, (struct sockaddr *)&bound->ss, &bound->len) == -1)
 		goto fail;
 	if (a->type == A_UNIX_LISTEN)
-		r->lname = sn;
-	r->lfd = fd;
-	return 0;
+		*bound = sn;
+	return fd;
 fail:
 	snprintf(err, errlen, "bind %s: %s", hs, strerror(errno));
 	if (fd != -1)
@@ -250,7 +248,7 @@ net_connect(const struct addr *a, int type, const struct sockname *pre,
 	if (fd == -1)
 		goto fail;
 	if (type == SOCK_DGRAM)
-		udp_buffers(fd);
+		net_udp_buffers(fd);
 	else if (to->ss.ss_family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
@@ -295,4 +293,18 @@ fail:
 	if (fd != -1)
 		close(fd);
 	return -1;
+}
+
+#define UDP_BUFSZ	(4 * 1024 * 1024)
+
+void
+net_udp_buffers(int fd)
+{
+	int sz = UDP_BUFSZ;
+
+	/* FORCE passes net.core.rmem_max when we may; else the capped size */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) == -1)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) == -1)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 }

@@ -12,10 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tproxy.h"
-
-int	opt_json;
-int	opt_verbose;
+#include "opts.h"
+#include "out.h"
 
 static int	out_broken;	/* stdout's reader went away */
 static int	color = -1;
@@ -44,7 +42,7 @@ int
 out_color(void)
 {
 	if (color < 0)
-		color = !opt_json && isatty(STDOUT_FILENO) &&
+		color = !opt.json && isatty(STDOUT_FILENO) &&
 		    (getenv("NO_COLOR") == NULL || *getenv("NO_COLOR") == '\0');
 	return color;
 }
@@ -120,7 +118,7 @@ diag(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (opt_verbose < 0)
+	if (opt.verbose < 0)
 		return;
 	va_start(ap, fmt);
 	vdiag(fmt, ap);
@@ -135,4 +133,17 @@ diag_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	vdiag(fmt, ap);
 	va_end(ap);
+}
+
+void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "tproxy: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'tproxy --help' for more information.\n");
+	exit(2);
 }

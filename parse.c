@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tproxy.h"
+#include "parse.h"
 
 int
 num_parse(const char *s, long long lo, long long hi, long long *out)
@@ -123,7 +123,8 @@ cidr_match(const struct cidr *c, const struct sockname *sn)
 	return prefix_eq(a, c->addr, c->bits);
 }
 
-static int
+/* The value of a hex digit, or -1. */
+int
 hexval(int ch)
 {
 	if (ch >= '0' && ch <= '9')
@@ -183,4 +184,42 @@ esc_decode(const char *in, char *out, size_t outlen, char *err, size_t errlen)
 		out[o++] = ch;
 	}
 	return (ssize_t)o;
+}
+
+int
+host_is_literal(const char *h)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
+}
+
+/*
+ * Scans a sed-style s-expression "sDREGEXDREPLACEMENTD[FLAGS]" (D any
+ * punctuation; "\D" and other backslash pairs do not end a part).  Stores
+ * where REGEX and REPLACEMENT end (at their closing D) and returns the
+ * length up to the flags' end (a comma or the end of s), or 0 when a part
+ * is unterminated.
+ */
+size_t
+sexpr_scan(const char *s, size_t *re_end, size_t *rp_end)
+{
+	char d = s[1];
+	size_t i = 2, *ends[2] = { re_end, rp_end };
+	int part;
+
+	if (d == '\0')
+		return 0;
+	for (part = 0; part < 2; part++) {
+		for (; s[i] && s[i] != d; i++)
+			if (s[i] == '\\' && s[i + 1])
+				i++;
+		if (s[i] != d)
+			return 0;
+		*ends[part] = i;
+		i++;
+	}
+	while (s[i] && s[i] != ',')
+		i++;
+	return i;
 }

@@ -27,11 +27,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tproxy.h"
+#include "opts.h"
+#include "out.h"
+#include "parse.h"
+#include "tls.h"
 
 #define CACHE_MAX	1024		/* forged certificates kept */
-
-const char	*opt_ca_cert, *opt_ca_key;
 
 static X509	*ca_cert;
 static EVP_PKEY	*ca_key;
@@ -62,14 +63,6 @@ static EVP_PKEY *
 key_new(void)
 {
 	return EVP_EC_gen("P-256");
-}
-
-static int
-is_ip_literal(const char *h)
-{
-	unsigned char a[16];
-
-	return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
 }
 
 /* ------------------------------------------------------------ the CA */
@@ -211,22 +204,22 @@ ca_load(char *err, size_t errlen)
 {
 	char dir[400], cp[512], kp[512];
 
-	if (opt_ca_cert != NULL) {
-		if ((ca_cert = pem_cert(opt_ca_cert)) == NULL) {
+	if (opt.ca_cert != NULL) {
+		if ((ca_cert = pem_cert(opt.ca_cert)) == NULL) {
 			snprintf(err, errlen, "--ca-cert=%s: cannot load a "
-			    "certificate: %s", opt_ca_cert, errno ?
+			    "certificate: %s", opt.ca_cert, errno ?
 			    strerror(errno) : tls_error());
 			return -1;
 		}
-		if ((ca_key = pem_key(opt_ca_key)) == NULL) {
+		if ((ca_key = pem_key(opt.ca_key)) == NULL) {
 			snprintf(err, errlen, "--ca-key=%s: cannot load a "
-			    "private key: %s", opt_ca_key, errno ?
+			    "private key: %s", opt.ca_key, errno ?
 			    strerror(errno) : tls_error());
 			return -1;
 		}
 		if (X509_check_private_key(ca_cert, ca_key) != 1) {
 			snprintf(err, errlen, "--ca-key=%s does not match "
-			    "--ca-cert=%s", opt_ca_key, opt_ca_cert);
+			    "--ca-cert=%s", opt.ca_key, opt.ca_cert);
 			return -1;
 		}
 		return 0;
@@ -325,7 +318,7 @@ forge(X509 *up, const char *name)
 		    MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
 		X509_gmtime_adj(X509_getm_notBefore(x), -86400);
 		X509_gmtime_adj(X509_getm_notAfter(x), 365L * 86400);
-		snprintf(san, sizeof(san), "%s:%s", is_ip_literal(name) ? "IP" :
+		snprintf(san, sizeof(san), "%s:%s", host_is_literal(name) ? "IP" :
 		    "DNS", name);
 		if (add_ext(x, &v3, "subjectAltName", san) == -1)
 			goto fail;
@@ -393,15 +386,15 @@ static int
 alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg)
 {
-	struct conn *c = SSL_get_app_data(ssl);
+	struct tlsinfo *ti = SSL_get_app_data(ssl);
 	unsigned int i;
 
 	(void)arg;
-	if (c == NULL || c->ti == NULL || c->ti->alpn_len == 0)
+	if (ti == NULL || ti->alpn_len == 0)
 		return SSL_TLSEXT_ERR_NOACK;
 	for (i = 0; i < inlen; i += 1u + in[i])
-		if (in[i] == c->ti->alpn_len && i + 1u + in[i] <= inlen &&
-		    memcmp(in + i + 1, c->ti->alpn, c->ti->alpn_len) == 0) {
+		if (in[i] == ti->alpn_len && i + 1u + in[i] <= inlen &&
+		    memcmp(in + i + 1, ti->alpn, ti->alpn_len) == 0) {
 			*out = in + i + 1;
 			*outlen = in[i];
 			return SSL_TLSEXT_ERR_OK;
@@ -474,7 +467,7 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 	}
 	/* a CA to forge with, and to trust; made only when forging */
 	if ((r->listen.tls && r->listen.cert[0] == '\0') ||
-	    (r->target.tls && opt_ca_cert != NULL)) {
+	    (r->target.tls && opt.ca_cert != NULL)) {
 		if (!ca_ready && (ca_load(err, errlen) == -1 ||
 		    (leaf_key = key_new()) == NULL)) {
 			if (leaf_key == NULL && ca_cert != NULL)
@@ -537,40 +530,41 @@ tls_cleanup(void)
 /* ------------------------------------------------------------ sides */
 
 /*
- * Starts TLS toward the upstream on s: SNI and the name checked are the
- * client's SNI, else the target host; the ALPN offer is the client's.
- * Returns 0, or -1 with a message.
+ * Starts TLS toward the upstream on fd: SNI and the name checked are the
+ * client's SNI, else the target host, else the upstream's address; the
+ * ALPN offer is the client's.  Returns 0, or -1 with a message.
  */
 int
-tls_upstream_start(struct conn *c, struct side *s, const struct addr *t,
-    char *err, size_t errlen)
+tls_upstream_start(struct tls *s, const struct route *r, int fd,
+    const char *sni, const char *host, const struct sockname *peer,
+    int verify, struct tlsinfo *ti, char *err, size_t errlen)
 {
-	const char *name = c->sni ? c->sni : t->host;
-	SSL *ssl = SSL_new(c->route->cctx);
+	const char *name = sni ? sni : host ? host : "";
+	SSL *ssl = SSL_new(r->cctx);
 	char ip[ADDRSTR];
 
 	if (name[0] == '\0') {		/* orig: the original destination */
-		sockname_host(&s->peer, ip, sizeof(ip));
+		sockname_host(peer, ip, sizeof(ip));
 		name = ip;
 	}
 
-	if (ssl == NULL || SSL_set_fd(ssl, s->fd) != 1)
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
 		goto fail;
-	SSL_set_app_data(ssl, c);
+	SSL_set_app_data(ssl, ti);
 	SSL_set_connect_state(ssl);
-	if (name[0] != '\0' && !is_ip_literal(name))
+	if (name[0] != '\0' && !host_is_literal(name))
 		SSL_set_tlsext_host_name(ssl, name);
-	if (c->ti != NULL && c->ti->hello.alpn_len > 0)
-		SSL_set_alpn_protos(ssl, c->ti->hello.alpn,
-		    c->ti->hello.alpn_len);
-	if (t->verify) {
-		if (is_ip_literal(name) ? X509_VERIFY_PARAM_set1_ip_asc(
+	if (ti != NULL && ti->hello.alpn_len > 0)
+		SSL_set_alpn_protos(ssl, ti->hello.alpn, ti->hello.alpn_len);
+	if (verify) {
+		if (host_is_literal(name) ? X509_VERIFY_PARAM_set1_ip_asc(
 		    SSL_get0_param(ssl), name) != 1 : SSL_set1_host(ssl,
 		    name) != 1)
 			goto fail;
 	}
 	s->ssl = ssl;
 	s->hs = 1;
+	s->upstream = 1;
 	return 0;
 fail:
 	snprintf(err, errlen, "TLS to upstream: %s", tls_error());
@@ -579,24 +573,23 @@ fail:
 }
 
 /*
- * Starts TLS toward the client on s, with the route's fixed certificate,
+ * Starts TLS toward the client on fd, with the route's fixed certificate,
  * or one forged from the upstream's (up may be NULL: forged for the SNI or
  * the target host).  Returns 0, or -1 with a message.
  */
 int
-tls_client_start(struct conn *c, struct side *s, X509 *up, char *err,
-    size_t errlen)
+tls_client_start(struct tls *s, const struct route *r, int fd, X509 *up,
+    const char *sni, struct tlsinfo *ti, char *err, size_t errlen)
 {
-	SSL *ssl = SSL_new(c->route->sctx);
+	SSL *ssl = SSL_new(r->sctx);
 	X509 *x = NULL;
 
-	if (ssl == NULL || SSL_set_fd(ssl, s->fd) != 1)
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
 		goto fail;
-	SSL_set_app_data(ssl, c);
-	if (c->route->listen.cert[0] == '\0') {
-		const char *name = c->sni ? c->sni :
-		    c->route->target.host[0] ? c->route->target.host :
-		    "localhost";
+	SSL_set_app_data(ssl, ti);
+	if (r->listen.cert[0] == '\0') {
+		const char *name = sni ? sni : r->target.host[0] ?
+		    r->target.host : "localhost";
 
 		if ((x = forge_cached(up, name)) == NULL)
 			goto fail;
@@ -608,6 +601,7 @@ tls_client_start(struct conn *c, struct side *s, X509 *up, char *err,
 	SSL_set_accept_state(ssl);
 	s->ssl = ssl;
 	s->hs = 1;
+	s->upstream = 0;
 	return 0;
 fail:
 	snprintf(err, errlen, "TLS to client: %s", tls_error());
@@ -617,79 +611,78 @@ fail:
 }
 
 /*
- * Drives a handshake.  Returns 1 when done, 0 when it waits (s->ssl_want
- * says for what), -1 on failure with a reason in err.
+ * Drives a handshake.  Returns 1 when done, 0 when it waits (s->want says
+ * for what), -1 on failure with a reason in err.
  */
 int
-tls_handshake(struct conn *c, struct side *s, char *err, size_t errlen)
+tls_handshake(struct tls *s, struct tlsinfo *ti, char *err, size_t errlen)
 {
 	int rc = SSL_do_handshake(s->ssl), e;
 	long vr;
 
-	s->ssl_want = 0;
+	s->want = 0;
 	if (rc == 1) {
 		s->hs = 0;
-		if (s->is_server) {
+		if (s->upstream) {
 			const unsigned char *p;
 			unsigned int n;
 
 			SSL_get0_alpn_selected(s->ssl, &p, &n);
-			if (c->ti != NULL && n > 0 &&
-			    n <= sizeof(c->ti->alpn)) {
-				memcpy(c->ti->alpn, p, n);
-				c->ti->alpn_len = n;
+			if (ti != NULL && n > 0 && n <= sizeof(ti->alpn)) {
+				memcpy(ti->alpn, p, n);
+				ti->alpn_len = n;
 			}
 		}
 		return 1;
 	}
 	e = SSL_get_error(s->ssl, rc);
 	if (e == SSL_ERROR_WANT_READ) {
-		s->ssl_want = POLLIN;
+		s->want = POLLIN;
 		return 0;
 	}
 	if (e == SSL_ERROR_WANT_WRITE) {
-		s->ssl_want = POLLOUT;
+		s->want = POLLOUT;
 		return 0;
 	}
 	vr = SSL_get_verify_result(s->ssl);
-	if (s->is_server && vr != X509_V_OK)
+	if (s->upstream && vr != X509_V_OK)
 		snprintf(err, errlen, "TLS handshake with upstream: certificate "
 		    "verify failed: %s (verify=0 accepts it)",
 		    X509_verify_cert_error_string(vr));
 	else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
 		snprintf(err, errlen, "TLS handshake with %s: %s",
-		    s->is_server ? "upstream" : "client", errno ?
+		    s->upstream ? "upstream" : "client", errno ?
 		    strerror(errno) : "connection closed");
 	else
 		snprintf(err, errlen, "TLS handshake with %s: %s",
-		    s->is_server ? "upstream" : "client", tls_error());
+		    s->upstream ? "upstream" : "client", tls_error());
 	ERR_clear_error();
 	return -1;
 }
 
 /* The upstream's certificate (a reference for the caller), or NULL. */
 X509 *
-tls_peer_cert(struct side *s)
+tls_peer_cert(struct tls *s)
 {
 	return SSL_get1_peer_certificate(s->ssl);
 }
 
 /*
  * What an SSL_read()/SSL_write() result rc means: the count (rc > 0), 0 at
- * the end of the stream (reads), -1 when it must wait (s->ssl_want says for
+ * the end of the stream (reads), -1 when it must wait (s->want says for
  * what), -2 on an error (the reason in err).
  */
 static ssize_t
-tls_result(struct side *s, int rc, int reading, char *err, size_t errlen)
+tls_result(struct tls *s, int rc, int reading, char *err, size_t errlen)
 {
 	int e;
 
-	s->ssl_want = 0;
+	s->want = 0;
 	if (rc > 0)
 		return rc;
 	e = SSL_get_error(s->ssl, rc);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		s->ssl_want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		s->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 		return -1;
 	}
 	if (reading && (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL &&
@@ -705,7 +698,7 @@ tls_result(struct side *s, int rc, int reading, char *err, size_t errlen)
 
 /* Reads up to n bytes of plaintext; see tls_result() for what it returns. */
 ssize_t
-tls_read(struct side *s, void *buf, size_t n, char *err, size_t errlen)
+tls_read(struct tls *s, void *buf, size_t n, char *err, size_t errlen)
 {
 	errno = 0;
 	return tls_result(s, SSL_read(s->ssl, buf, n > INT32_MAX ? INT32_MAX :
@@ -714,7 +707,7 @@ tls_read(struct side *s, void *buf, size_t n, char *err, size_t errlen)
 
 /* Writes plaintext; returns the count, -1 to wait, -2 on error (err). */
 ssize_t
-tls_write(struct side *s, const void *buf, size_t n, char *err,
+tls_write(struct tls *s, const void *buf, size_t n, char *err,
     size_t errlen)
 {
 	errno = 0;
@@ -724,7 +717,7 @@ tls_write(struct side *s, const void *buf, size_t n, char *err,
 
 /* Returns 1 once the handshake on s is complete. */
 int
-tls_ready(struct side *s)
+tls_ready(const struct tls *s)
 {
 	return s->ssl != NULL && SSL_is_init_finished(s->ssl);
 }
@@ -737,13 +730,13 @@ X509_free_ref(struct x509_st *x)
 
 /* Plaintext already decrypted and waiting in OpenSSL's buffer. */
 int
-tls_pending(struct side *s)
+tls_pending(const struct tls *s)
 {
 	return s->ssl != NULL && SSL_has_pending(s->ssl);
 }
 
 void
-tls_shutdown(struct side *s)
+tls_shutdown(struct tls *s)
 {
 	if (s->ssl != NULL && !s->hs)
 		(void)SSL_shutdown(s->ssl);	/* close_notify, once */
@@ -751,7 +744,7 @@ tls_shutdown(struct side *s)
 }
 
 void
-tls_free(struct side *s)
+tls_free(struct tls *s)
 {
 	SSL_free(s->ssl);
 	s->ssl = NULL;

@@ -22,12 +22,7 @@
 
 #include "tproxy.h"
 
-struct route	*routes;
-size_t		 nroutes;
-
 static volatile sig_atomic_t	 quit_sig;
-static const char		*opt_user;
-static int			 opt_print_rules;
 
 static const char usage_text[] =
 "usage: tproxy [OPTION]... LISTEN TARGET [FILTER]... [+ LISTEN TARGET [FILTER]...]...\n"
@@ -59,29 +54,14 @@ static const char usage_text[] =
 "         cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, verify=0|1.\n"
 "         HOST defaults to 127.0.0.1 (0.0.0.0 for *-tproxy); IPv6 as [::1].\n"
 "\n"
-"FILTER:  log   hexdump   s/REGEX/REPLACEMENT/[gi]   drop[:REGEX]\n"
-"         answer:TEXT|@FILE[,match=REGEX]   redirect:HOST:PORT[,match=REGEX]\n"
+"FILTER:\n";
+
+static const char usage_tail[] =
 "Filter keys: dir=c2s|s2c|both  src=CIDR  dst=CIDR  dport=N  sni=REGEX\n"
 "\n"
 "Observations go to stdout, diagnostics to stderr.  Exit status: 0 after\n"
 "SIGINT/SIGTERM, 1 on a runtime failure, 2 on a usage error.\n"
 "See tproxy(1).\n";
-
-static void
-usage_error(const char *fmt, ...) PRINTF(1, 2);
-
-static void
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "tproxy: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'tproxy --help' for more information.\n");
-	exit(2);
-}
 
 static void
 on_signal(int sig)
@@ -142,96 +122,6 @@ nofile_raise(void)
 	}
 }
 
-static int
-host_is_literal(const char *h)
-{
-	unsigned char a[16];
-
-	return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
-}
-
-/* Parses one route from argv[0..n); exits 2 on any error. */
-static void
-route_parse(struct route *r, int id, char **argv, int n)
-{
-	char err[ERRLEN];
-	int i;
-
-	r->id = id;
-	r->lfd = -1;
-	r->lslot = -1;
-	if (n < 1)
-		usage_error("route %d: missing LISTEN and TARGET addresses", id);
-	if (addr_parse(argv[0], 1, &r->listen, err, sizeof(err)) == -1)
-		usage_error("%s: %s", argv[0], err);
-	r->lspec = argv[0];
-	if (n < 2)
-		usage_error("route %d: missing TARGET address after '%s'", id,
-		    argv[0]);
-	if (addr_parse(argv[1], 0, &r->target, err, sizeof(err)) == -1)
-		usage_error("%s: %s", argv[1], err);
-	if (r->target.type == A_ORIG && r->listen.type != A_TCP_TPROXY &&
-	    r->listen.type != A_UDP_TPROXY && r->listen.type != A_TCP_LISTEN)
-		usage_error("%s: orig needs a tcp-tproxy, udp-tproxy or "
-		    "tcp-listen (behind an nft redirect) listener", argv[1]);
-	if (r->target.type == A_ORIG && r->target.spoof &&
-	    r->listen.type == A_TCP_LISTEN)
-		usage_error("%s: spoof behind a redirect would reuse the "
-		    "connection's own addresses: use a tcp-tproxy listener",
-		    argv[1]);
-	if (r->target.tls && addr_is_udp(r->listen.type))
-		usage_error("%s: tls needs a stream listener", argv[1]);
-	if (r->target.type != A_ECHO && r->target.type != A_ORIG &&
-	    addr_is_udp(r->listen.type) != addr_is_udp(r->target.type))
-		usage_error("%s: a %s listener needs a %s target (or echo)",
-		    argv[1], addr_is_udp(r->listen.type) ? "UDP" : "stream",
-		    addr_is_udp(r->listen.type) ? "udp:HOST:PORT" :
-		    "tcp:HOST:PORT or unix:PATH");
-	if (n - 2 > MAX_TAPS)
-		usage_error("route %d: more than %d filters", id, MAX_TAPS);
-	r->ntaps = (size_t)(n - 2);
-	if (r->ntaps > 0 &&
-	    (r->taps = calloc(r->ntaps, sizeof(*r->taps))) == NULL)
-		usage_error("out of memory");
-	for (i = 2; i < n; i++) {
-		struct tap *t = &r->taps[i - 2];
-
-		if (tap_parse(argv[i], t, err, sizeof(err)) == -1)
-			usage_error("%s: %s", argv[i], err);
-		if (t->first_bytes)
-			r->first_bytes = 1;
-	}
-	/* a literal target is resolved once; names at each connect */
-	if ((r->target.type == A_TCP || r->target.type == A_UDP) &&
-	    host_is_literal(r->target.host)) {
-		if (net_resolve(r->target.host, r->target.port, 0, &r->tname,
-		    err, sizeof(err)) == -1)
-			usage_error("%s: %s", argv[1], err);
-		r->tresolved = 1;
-	}
-}
-
-static void
-routes_parse(int argc, char **argv)
-{
-	int i, start = 0;
-
-	if (argc == 0)
-		usage_error("missing LISTEN and TARGET addresses");
-	for (i = 0; i <= argc; i++) {
-		if (i < argc && strcmp(argv[i], "+") != 0)
-			continue;
-		routes = realloc(routes, (nroutes + 1) * sizeof(*routes));
-		if (routes == NULL)
-			usage_error("out of memory");
-		memset(&routes[nroutes], 0, sizeof(*routes));
-		route_parse(&routes[nroutes], (int)nroutes + 1, argv + start,
-		    i - start);
-		nroutes++;
-		start = i + 1;
-	}
-}
-
 static void
 listener_ready(void *arg, int revents)
 {
@@ -241,7 +131,7 @@ listener_ready(void *arg, int revents)
 	if (addr_is_udp(r->listen.type))
 		udp_listen_ready(r);
 	else
-		conn_accept(r);
+		accept_ready(r);
 }
 
 /* Loads certificates and keys of TLS routes; exits 1 on a failure. */
@@ -266,7 +156,9 @@ routes_bind(void)
 	size_t i;
 
 	for (i = 0; i < nroutes; i++) {
-		if (net_listen(&routes[i], err, sizeof(err)) == -1) {
+		routes[i].lfd = net_listen(&routes[i].listen,
+		    &routes[i].lname, err, sizeof(err));
+		if (routes[i].lfd == -1) {
 			diag_err("tproxy: %s: %s", routes[i].lspec, err);
 			exit(1);
 		}
@@ -321,10 +213,10 @@ user_lookup(void)
 {
 	struct passwd *pw;
 
-	if (opt_user == NULL)
+	if (opt.user == NULL)
 		return NULL;
-	if ((pw = getpwnam(opt_user)) == NULL)
-		usage_error("--user: no such user '%s'", opt_user);
+	if ((pw = getpwnam(opt.user)) == NULL)
+		usage_error("--user: no such user '%s'", opt.user);
 	return pw;
 }
 
@@ -367,44 +259,46 @@ options_parse(int argc, char **argv)
 		switch (ch) {
 		case 'h':
 			fputs(usage_text, stdout);
+			filters_help(stdout);
+			fputs(usage_tail, stdout);
 			exit(0);
 		case 'V':
 			printf("tproxy %s\n", TPROXY_VERSION);
 			exit(0);
 		case 'q':
-			opt_verbose = -1;
+			opt.verbose = -1;
 			break;
 		case 'v':
-			opt_verbose = opt_verbose < 0 ? 1 : opt_verbose + 1;
+			opt.verbose = opt.verbose < 0 ? 1 : opt.verbose + 1;
 			break;
 		case O_JSON:
-			opt_json = 1;
+			opt.json = 1;
 			break;
 		case O_USER:
 			if (*optarg == '\0')
 				usage_error("--user: empty user name");
-			opt_user = optarg;
+			opt.user = optarg;
 			break;
 		case O_IDLE:
-			opt_idle_timeout = opt_number("idle-timeout", optarg, 0,
+			opt.idle_timeout = opt_number("idle-timeout", optarg, 0,
 			    86400 * 365);
 			break;
 		case O_MAXC:
-			opt_max_conns = opt_number("max-conns", optarg, 0,
+			opt.max_conns = opt_number("max-conns", optarg, 0,
 			    1000000);
 			break;
 		case O_RULES:
-			opt_print_rules = 1;
+			opt.print_rules = 1;
 			break;
 		case O_UDPT:
-			opt_udp_timeout = opt_number("udp-timeout", optarg, 1,
+			opt.udp_timeout = opt_number("udp-timeout", optarg, 1,
 			    86400 * 365);
 			break;
 		case O_CACERT:
-			opt_ca_cert = optarg;
+			opt.ca_cert = optarg;
 			break;
 		case O_CAKEY:
-			opt_ca_key = optarg;
+			opt.ca_key = optarg;
 			break;
 		default:
 			if (optopt >= 256 || optopt == 0)
@@ -425,13 +319,14 @@ main(int argc, char **argv)
 	sigset_t waitmask;
 	struct passwd *pw;
 	unsigned long turn;
+	uint64_t nconn, nbytes[2];
 
 	setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
 	options_parse(argc, argv);
-	if ((opt_ca_cert == NULL) != (opt_ca_key == NULL))
+	if ((opt.ca_cert == NULL) != (opt.ca_key == NULL))
 		usage_error("--ca-cert and --ca-key go together");
 	routes_parse(argc - optind, argv + optind);
-	if (opt_print_rules) {
+	if (opt.print_rules) {
 		print_rules();
 		return 0;
 	}
@@ -460,12 +355,13 @@ main(int argc, char **argv)
 	conn_close_all(quit_sig ? "shutdown" : "poll failed");
 	conn_reap();
 	out_flush();
+	conn_stats(&nconn, nbytes);
 	if (quit_sig)
 		diag("tproxy: exiting on %s: %llu connections, %llu bytes "
 		    "c2s, %llu bytes s2c", quit_sig == SIGINT ? "SIGINT" :
-		    "SIGTERM", (unsigned long long)stat_conns,
-		    (unsigned long long)stat_bytes[C2S],
-		    (unsigned long long)stat_bytes[S2C]);
+		    "SIGTERM", (unsigned long long)nconn,
+		    (unsigned long long)nbytes[C2S],
+		    (unsigned long long)nbytes[S2C]);
 	routes_free();
 	tls_cleanup();
 	loop_free();

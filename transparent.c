@@ -23,7 +23,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tproxy.h"
+#include "net.h"
+#include "out.h"
+#include "route.h"
+#include "transparent.h"
 
 static void
 set_port(struct sockname *sn, uint16_t port)
@@ -37,17 +40,18 @@ set_port(struct sockname *sn, uint16_t port)
 		s6->sin6_port = htons(port);
 }
 
-/* Fills c->dst from SO_ORIGINAL_DST; returns 0 or -1 with a reason. */
+/* Fills dst from SO_ORIGINAL_DST; returns 0 or -1 with a reason. */
 int
-orig_lookup(struct conn *c, int fd, char *err, size_t errlen)
+orig_lookup(int fd, const struct sockname *local, struct sockname *dst,
+    char *err, size_t errlen)
 {
-	const struct sockaddr_in6 *l6 = (const void *)&CLIENT(c)->local.ss;
-	int family = CLIENT(c)->local.ss.ss_family;
+	const struct sockaddr_in6 *l6 = (const void *)&local->ss;
+	int family = local->ss.ss_family;
 
 	/* an IPv4 client on a dual-stack listener: IPv4 conntrack */
 	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr))
 		family = AF_INET;
-	if (net_original_dst(fd, family, &c->dst) == 0)
+	if (net_original_dst(fd, family, dst) == 0)
 		return 0;
 	snprintf(err, errlen, "no original destination (%s): was the "
 	    "connection diverted by an nft redirect or dnat rule?",
@@ -80,19 +84,19 @@ is_own_listener(const struct sockname *sn, int udp)
  * of our own listeners (a loop).
  */
 int
-orig_target(const struct conn *c, const struct addr *t, struct sockname *to,
-    char *err, size_t errlen)
+orig_target(const struct sockname *dst, int udp, const struct addr *t,
+    struct sockname *to, char *err, size_t errlen)
 {
 	char a[ADDRSTR];
 	int i;
 
-	*to = c->dst;
+	*to = *dst;
 	for (i = 0; i < t->nportmap; i++)
 		if (sockname_port(to) == t->portmap[i][0]) {
 			set_port(to, t->portmap[i][1]);
 			break;
 		}
-	if (is_own_listener(to, c->udp)) {
+	if (is_own_listener(to, udp)) {
 		sockname_str(to, a, sizeof(a));
 		snprintf(err, errlen, "refused: the original destination %s "
 		    "is tproxy's own listener (connected directly, not "

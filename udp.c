@@ -24,22 +24,37 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tproxy.h"
+#include "conn.h"
+#include "event.h"
+#include "loop.h"
+#include "net.h"
+#include "opts.h"
+#include "out.h"
+#include "udp.h"
 
 #define UDP_BATCH	64
 #define UDP_SLOT	65536		/* > the largest UDP payload (65527) */
 #define UDP_BATCHES	4		/* batches per wake-up, for fairness */
-#define UDP_BUFSZ	(4 * 1024 * 1024)
 #define HASH_SIZE	4096		/* buckets; chains grow past that */
 
-long	opt_udp_timeout = 60;
+/* A session: the datagram transport's side of a connection. */
+struct session {
+	struct conn	*c;
+	struct route	*r;
+	struct sockname	 peer;		/* the client */
+	struct sockname	 dst;		/* where it sent to */
+	int		 upfd, upslot;	/* the upstream socket */
+	int		 cfd, cslot;	/* TPROXY: the reply socket */
+	struct buf	 first;		/* a datagram before upfd exists */
+	struct session	*hnext;		/* hash chain */
+};
 
 static uint8_t		 slots[UDP_BATCH][UDP_SLOT];
 static struct iovec	 iov[UDP_BATCH];
 static struct mmsghdr	 msgs[UDP_BATCH];
 static struct sockaddr_storage names[UDP_BATCH];
 static uint8_t		 cmsgs[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
-static struct conn	*table[HASH_SIZE];
+static struct session	*table[HASH_SIZE];
 
 /*
  * Datagrams waiting to leave through one socket, sent together with
@@ -52,10 +67,11 @@ static struct {
 	int		 n;
 	struct mmsghdr	 m[UDP_BATCH];
 	struct iovec	 v[UDP_BATCH];
-	struct conn	*c[UDP_BATCH];
+	struct session	*s[UDP_BATCH];
 } outq;
 
-static void session_error(struct conn *c, int err);
+static void session_error(struct session *ss, int err);
+static void outq_flush(void);
 
 /* FNV-1a over the client address and, in TPROXY mode, the destination. */
 static uint32_t
@@ -80,27 +96,33 @@ name_eq(const struct sockname *a, const struct sockname *b)
 }
 
 /* The session of (client, destination) on route r, or NULL. */
-static struct conn *
+static struct session *
 session_find(const struct route *r, const struct sockname *peer,
     const struct sockname *dst)
 {
-	struct conn *c;
+	struct session *ss;
 
-	for (c = table[name_hash(peer, dst)]; c; c = c->hnext)
-		if (c->route == r && name_eq(&CLIENT(c)->peer, peer) &&
-		    name_eq(&c->dst, dst))
-			return c;
+	for (ss = table[name_hash(peer, dst)]; ss; ss = ss->hnext)
+		if (ss->r == r && name_eq(&ss->peer, peer) &&
+		    name_eq(&ss->dst, dst))
+			return ss;
 	return NULL;
 }
 
-void
-udp_forget(struct conn *c)
+static void
+session_forget(struct session *ss)
 {
-	struct conn **pp = &table[name_hash(&CLIENT(c)->peer, &c->dst)];
+	struct session **pp = &table[name_hash(&ss->peer, &ss->dst)];
+	int i;
 
 	for (; *pp; pp = &(*pp)->hnext)
-		if (*pp == c) {
-			*pp = c->hnext;
+		if (*pp == ss) {
+			*pp = ss->hnext;
+			break;
+		}
+	for (i = 0; i < outq.n; i++)	/* queued datagrams point into ss */
+		if (outq.s[i] == ss) {
+			outq_flush();
 			break;
 		}
 }
@@ -194,8 +216,8 @@ outq_flush(void)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && errno != EAGAIN && outq.m[off].msg_hdr.msg_name ==
-		    NULL && outq.c[off]->state != CS_CLOSED)
-			session_error(outq.c[off], errno);
+		    NULL && outq.s[off] != NULL)
+			session_error(outq.s[off], errno);
 		off++;		/* UDP: a datagram that cannot go is lost */
 	}
 	outq.n = 0;
@@ -203,7 +225,7 @@ outq_flush(void)
 
 /* Queues a datagram still in the slots; returns 0, or -1 to send it now. */
 static int
-outq_add(struct conn *c, int fd, const uint8_t *p, size_t n,
+outq_add(struct session *ss, int fd, const uint8_t *p, size_t n,
     const struct sockname *to)
 {
 	struct msghdr *h;
@@ -223,7 +245,7 @@ outq_add(struct conn *c, int fd, const uint8_t *p, size_t n,
 		h->msg_name = (void *)&to->ss;
 		h->msg_namelen = to->len;
 	}
-	outq.c[outq.n++] = c;
+	outq.s[outq.n++] = ss;
 	return 0;
 }
 
@@ -293,16 +315,9 @@ unmap_v4(struct sockname *peer, const struct sockname *dst)
 	peer->len = sizeof(*s4);
 }
 
-/* Runs one datagram from the client through the session's chain. */
-static void
-session_c2s(struct conn *c, const uint8_t *p, size_t n)
-{
-	conn_account(c, C2S, n);
-	chain_run(c, C2S, p, n);
-	conn_after_chunk(c, C2S);
-}
 
 static void session_client_ready(void *arg, int revents);
+static const struct transport datagram;
 
 /*
  * TPROXY mode: a transparent socket bound to the original destination and
@@ -310,42 +325,66 @@ static void session_client_ready(void *arg, int revents);
  * sent to; the client's next datagrams arrive on it too.  Returns 0 or -1.
  */
 static int
-session_reply_socket(struct conn *c)
+session_reply_socket(struct session *ss)
 {
-	struct side *cl = CLIENT(c);
 	char err[ERRLEN], why[ERRLEN + 64];
 	int fd, one = 1;
 
-	fd = socket(c->dst.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	fd = socket(ss->dst.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
-	if (fd == -1 || net_transparent(fd, c->dst.ss.ss_family, err,
+	if (fd == -1 || net_transparent(fd, ss->dst.ss.ss_family, err,
 	    sizeof(err)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    bind(fd, (struct sockaddr *)&c->dst.ss, c->dst.len) == -1 ||
-	    connect(fd, (struct sockaddr *)&cl->peer.ss, cl->peer.len) == -1 ||
-	    loop_add(fd, POLLIN, session_client_ready, cl, &cl->slot) == -1) {
+	    bind(fd, (struct sockaddr *)&ss->dst.ss, ss->dst.len) == -1 ||
+	    connect(fd, (struct sockaddr *)&ss->peer.ss, ss->peer.len) == -1 ||
+	    loop_add(fd, POLLIN, session_client_ready, ss, &ss->cslot) == -1) {
 		if (fd == -1 || errno != EPERM)
 			snprintf(err, sizeof(err), "%s", strerror(errno));
 		snprintf(why, sizeof(why), "reply socket: %s", err);
 		if (fd != -1)
 			close(fd);
-		conn_fail(c, why);
+		conn_fail(ss->c, why);
 		return -1;
 	}
-	cl->fd = fd;
+	ss->cfd = fd;
 	return 0;
 }
 
-void
-udp_buffers(int fd)
+/* A new session for a datagram from peer to dst; NULL if none can be. */
+static struct session *
+session_new(struct route *r, const struct sockname *peer,
+    const struct sockname *dst)
 {
-	int sz = UDP_BUFSZ;
+	struct session *ss;
+	struct conn *c;
+	uint32_t h;
 
-	/* FORCE passes net.core.rmem_max when we may; else the capped size */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) == -1)
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) == -1)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	if (!conn_room()) {
+		drop_note(r, peer, "--max-conns sessions exist");
+		return NULL;
+	}
+	if ((ss = calloc(1, sizeof(*ss))) == NULL) {
+		drop_note(r, peer, "out of memory");
+		return NULL;
+	}
+	ss->r = r;
+	ss->peer = *peer;
+	ss->dst = *dst;
+	ss->upfd = ss->cfd = -1;
+	ss->upslot = ss->cslot = -1;
+	if ((ss->c = conn_new(r, peer, dst, &datagram, ss)) == NULL) {
+		drop_note(r, peer, "out of memory");
+		free(ss);
+		return NULL;
+	}
+	h = name_hash(peer, dst);
+	ss->hnext = table[h];
+	table[h] = ss;
+	if (r->listen.type == A_UDP_TPROXY && session_reply_socket(ss) == -1)
+		return NULL;
+	c = ss->c;			/* ss is gone if the start fails */
+	conn_start(c);
+	return conn_closed(c) ? NULL : ss;
 }
 
 /* The route's socket: new clients make sessions, datagrams go on. */
@@ -353,7 +392,7 @@ void
 udp_listen_ready(struct route *r)
 {
 	struct sockname peer, dst;
-	struct conn *c;
+	struct session *ss;
 	int b, i, n, tp = r->listen.type == A_UDP_TPROXY;
 
 	for (b = 0; b < UDP_BATCHES; b++) {
@@ -375,27 +414,11 @@ udp_listen_ready(struct route *r)
 			}
 			if (tp)
 				unmap_v4(&peer, &dst);
-			c = session_find(r, &peer, &dst);
-			if (c == NULL) {
-				if (!conn_room()) {
-					drop_note(r, &peer, "--max-conns "
-					    "sessions exist");
-					continue;
-				}
-				if ((c = conn_create(r, -1, &peer)) == NULL) {
-					drop_note(r, &peer, "out of memory");
-					continue;
-				}
-				c->dst = dst;
-				c->hnext = table[name_hash(&peer, &dst)];
-				table[name_hash(&peer, &dst)] = c;
-				if (tp && session_reply_socket(c) == -1)
-					continue;
-				conn_start(c);
-				if (c->state == CS_CLOSED)
-					continue;
-			}
-			session_c2s(c, slots[i], msgs[i].msg_len);
+			ss = session_find(r, &peer, &dst);
+			if (ss == NULL && (ss = session_new(r, &peer, &dst)) ==
+			    NULL)
+				continue;
+			conn_input(ss->c, C2S, slots[i], msgs[i].msg_len);
 		}
 		if (n < UDP_BATCH)
 			break;
@@ -404,43 +427,40 @@ udp_listen_ready(struct route *r)
 }
 
 static void
-session_error(struct conn *c, int err)
+session_error(struct session *ss, int err)
 {
 	char why[ERRLEN], a[ADDRSTR];
 
-	sockname_str(&SERVER(c)->peer, a, sizeof(a));
+	sockname_str(&conn_flow(ss->c)->server, a, sizeof(a));
 	if (err == ECONNREFUSED)
 		snprintf(why, sizeof(why), "upstream %s refused a datagram "
 		    "(ICMP port unreachable)", a);
 	else
 		snprintf(why, sizeof(why), "upstream %s: %s", a,
 		    strerror(err));
-	ev_error(c, why);	/* the session stays: the next may pass */
+	ev_error(conn_flow(ss->c), why);	/* the session stays */
 }
 
 /* A session's upstream socket: replies go back to the client. */
 static void
 session_ready(void *arg, int revents)
 {
-	struct side *s = arg;
-	struct conn *c = s->conn;
+	struct session *ss = arg;
+	struct conn *c = ss->c;
 	int b, i, n;
 
 	(void)revents;
-	for (b = 0; b < UDP_BATCHES && c->state == CS_OPEN; b++) {
+	for (b = 0; b < UDP_BATCHES && conn_open(c); b++) {
 		batch_prepare();
-		n = recvmmsg(s->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(ss->upfd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
-				session_error(c, errno);
+				session_error(ss, errno);
 			break;
 		}
-		for (i = 0; i < n && c->state == CS_OPEN; i++) {
-			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-				continue;
-			conn_account(c, S2C, msgs[i].msg_len);
-			chain_run(c, S2C, slots[i], msgs[i].msg_len);
-		}
+		for (i = 0; i < n && conn_open(c); i++)
+			if (!(msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
+				conn_input(c, S2C, slots[i], msgs[i].msg_len);
 		if (n < UDP_BATCH)
 			break;
 	}
@@ -451,81 +471,127 @@ session_ready(void *arg, int revents)
 static void
 session_client_ready(void *arg, int revents)
 {
-	struct side *s = arg;
-	struct conn *c = s->conn;
+	struct session *ss = arg;
+	struct conn *c = ss->c;
 	int b, i, n;
 
 	(void)revents;
-	for (b = 0; b < UDP_BATCHES && c->state != CS_CLOSED; b++) {
+	for (b = 0; b < UDP_BATCHES && !conn_closed(c); b++) {
 		batch_prepare();
-		n = recvmmsg(s->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(ss->cfd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
-		for (i = 0; i < n && c->state != CS_CLOSED; i++)
+		for (i = 0; i < n && !conn_closed(c); i++)
 			if (!(msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
-				session_c2s(c, slots[i], msgs[i].msg_len);
+				conn_input(c, C2S, slots[i], msgs[i].msg_len);
 		if (n < UDP_BATCH)
 			break;
 	}
 	outq_flush();
 }
 
+/* Sends one datagram toward a side; a full socket buffer drops it (UDP). */
+static void
+dgram_send(struct conn *c, void *tp, int to_server, const uint8_t *p,
+    size_t n)
+{
+	struct session *ss = tp;
+	ssize_t w;
+
+	(void)c;
+	if (to_server && ss->upfd < 0) {	/* before the upstream socket */
+		if (buf_pending(&ss->first) == 0 &&
+		    buf_append(&ss->first, p, n) == -1)
+			drop_note(ss->r, &ss->peer, "out of memory");
+		return;
+	}
+	if (to_server || ss->cfd >= 0) {	/* upstream, or a reply socket */
+		int fd = to_server ? ss->upfd : ss->cfd;
+
+		if (outq_add(ss, fd, p, n, NULL) == 0)
+			return;
+		outq_flush();
+		w = send(fd, p, n, 0);
+	} else {			/* to the client, from the route's socket */
+		if (outq_add(ss, ss->r->lfd, p, n, &ss->peer) == 0)
+			return;
+		outq_flush();
+		w = sendto(ss->r->lfd, p, n, 0,
+		    (const struct sockaddr *)&ss->peer.ss, ss->peer.len);
+	}
+	if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		if (to_server)
+			session_error(ss, errno);
+		else
+			drop_note(ss->r, &ss->peer, strerror(errno));
+	}
+}
+
 /*
  * Takes the session's upstream socket (connected by net_connect()) and
- * sends what the chain produced before it existed.  Returns 0, or -1 (no
- * memory; the socket is closed).
+ * sends what the chain produced before it existed.  Returns 1 (open at
+ * once), or -1 (no memory; the socket is closed).
  */
-int
-udp_opened(struct conn *c, int fd)
+static int
+dgram_connected(struct conn *c, void *tp, int fd)
 {
-	struct side *sv = SERVER(c);
+	struct session *ss = tp;
 
-	if (loop_add(fd, POLLIN, session_ready, sv, &sv->slot) == -1) {
+	if (loop_add(fd, POLLIN, session_ready, ss, &ss->upslot) == -1) {
 		close(fd);
 		return -1;
 	}
-	sv->fd = fd;
-	sv->local.len = sizeof(sv->local.ss);
-	if (getsockname(fd, (struct sockaddr *)&sv->local.ss,
-	    &sv->local.len) == -1)
-		sv->local.len = 0;
-	c->state = CS_OPEN;
-	ev_connect(c);
-	if (buf_pending(&sv->out) > 0) {	/* the first datagram */
-		udp_send(c, sv, sv->out.data + sv->out.off,
-		    buf_pending(&sv->out));
-		buf_free(&sv->out);
+	ss->upfd = fd;
+	if (buf_pending(&ss->first) > 0) {	/* the first datagram */
+		dgram_send(c, ss, 1, ss->first.data + ss->first.off,
+		    buf_pending(&ss->first));
+		buf_free(&ss->first);
 	}
-	return 0;
+	return 1;
 }
 
-/* Sends one datagram to side s; a full socket buffer drops it (UDP). */
-void
-udp_send(struct conn *c, struct side *s, const uint8_t *p, size_t n)
+/* Datagrams have no end of stream and no back-pressure. */
+static void
+dgram_shut(struct conn *c, void *tp, int to_server)
 {
-	ssize_t w;
-
-	if (s->is_server && s->fd < 0) {	/* before the upstream socket */
-		if (buf_pending(&s->out) == 0 && buf_append(&s->out, p, n) == -1)
-			drop_note(c->route, &CLIENT(c)->peer, "out of memory");
-		return;
-	}
-	if (s->fd >= 0) {		/* upstream, or a TPROXY reply socket */
-		if (outq_add(c, s->fd, p, n, NULL) == 0)
-			return;
-		outq_flush();
-		w = send(s->fd, p, n, 0);
-	} else {			/* to the client, from the route's socket */
-		if (outq_add(c, c->route->lfd, p, n, &s->peer) == 0)
-			return;
-		outq_flush();
-		w = sendto(c->route->lfd, p, n, 0,
-		    (const struct sockaddr *)&s->peer.ss, s->peer.len);
-	}
-	if (w < 0 && errno != EAGAIN && errno != EINTR) {
-		if (s->is_server)
-			session_error(c, errno);
-		else
-			drop_note(c->route, &s->peer, strerror(errno));
-	}
+	(void)c;
+	(void)tp;
+	(void)to_server;
 }
+
+static void
+dgram_update(struct conn *c, void *tp)
+{
+	(void)c;
+	(void)tp;
+}
+
+static void
+dgram_close(struct conn *c, void *tp, int reset)
+{
+	struct session *ss = tp;
+
+	(void)c;
+	(void)reset;
+	session_forget(ss);
+	if (ss->upfd >= 0) {
+		loop_del(&ss->upslot);
+		close(ss->upfd);
+	}
+	if (ss->cfd >= 0) {
+		loop_del(&ss->cslot);
+		close(ss->cfd);
+	}
+	buf_free(&ss->first);
+	free(ss);
+}
+
+static const struct transport datagram = {
+	.sock_type = SOCK_DGRAM,
+	.expired = "expired",
+	.connected = dgram_connected,
+	.send = dgram_send,
+	.shut = dgram_shut,
+	.update = dgram_update,
+	.close = dgram_close,
+};

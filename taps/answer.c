@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tproxy.h"
+#include "../tap.h"
 
 #define ANSWER_MAX	(1024 * 1024)
 
@@ -84,7 +84,7 @@ answer_key(struct tap *t, const char *k, const char *v, char *err,
 }
 
 static enum verdict
-answer_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
+answer_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 {
 	struct answer *a = t->conf;
 
@@ -111,6 +111,7 @@ answer_free(struct tap *t)
 
 const struct tap_ops tap_answer = {
 	.name = "answer",
+	.usage = "answer:TEXT|@FILE[,match=REGEX]",
 	.takes_arg = 2,
 	.keys = answer_keys,
 	.parse = answer_parse,

@@ -4,7 +4,7 @@
  */
 #include <stdio.h>
 
-#include "../tproxy.h"
+#include "../tap.h"
 
 static int
 drop_parse(struct tap *t, const char *arg, char *err, size_t len)
@@ -22,7 +22,7 @@ drop_parse(struct tap *t, const char *arg, char *err, size_t len)
 }
 
 static enum verdict
-drop_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
+drop_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 {
 	(void)x;
 	if (t->conf == NULL || re_search(t->conf, ch->p, ch->n))
@@ -39,6 +39,7 @@ drop_free(struct tap *t)
 
 const struct tap_ops tap_drop = {
 	.name = "drop",
+	.usage = "drop[:REGEX]",
 	.takes_arg = 1,
 	.parse = drop_parse,
 	.chunk = drop_chunk,

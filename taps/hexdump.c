@@ -8,16 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../tproxy.h"
-
-static void *
-hexdump_open(struct tap *t, struct conn *c, enum dir d)
-{
-	(void)t;
-	(void)c;
-	(void)d;
-	return calloc(1, sizeof(uint64_t));	/* stream offset */
-}
+#include "../event.h"
+#include "../opts.h"
+#include "../out.h"
+#include "../tap.h"
 
 static void
 hexdump_line(const uint8_t *p, size_t n)
@@ -40,18 +34,16 @@ hexdump_line(const uint8_t *p, size_t n)
 }
 
 static enum verdict
-hexdump_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
+hexdump_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 {
-	uint64_t *off = x->st, o = off ? *off : 0;
+	uint64_t o = x->off;
 	char ts[40];
 	size_t i;
 	int col = out_color();
 
 	(void)t;
-	if (off)
-		*off += ch->n;
-	if (opt_json) {
-		ev_data(x->conn, x->dir, ch->n, o, ch->p);
+	if (opt.json) {
+		ev_data(x->flow, x->dir, ch->n, o, ch->p);
 		return V_PASS;
 	}
 	out_time(ts, sizeof(ts), 1);
@@ -66,17 +58,8 @@ hexdump_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
 	return V_PASS;
 }
 
-static void
-hexdump_close(struct tap *t, void *st)
-{
-	(void)t;
-	free(st);
-}
-
 const struct tap_ops tap_hexdump = {
 	.name = "hexdump",
-	.takes_arg = 0,
-	.open = hexdump_open,
+	.usage = "hexdump",
 	.chunk = hexdump_chunk,
-	.close = hexdump_close,
 };

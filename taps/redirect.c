@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tproxy.h"
+#include "../tap.h"
 
 struct redirect {
 	struct addr	 to;
@@ -68,25 +68,30 @@ redirect_check(struct tap *t, char *err, size_t len)
 	return 0;
 }
 
-static void
-redirect_accept(struct tap *t, struct conn *c)
+/* Without match=, the connection goes elsewhere as soon as it opens. */
+static enum verdict
+redirect_open(const struct tap *t, struct tapctx *x)
 {
 	struct redirect *r = t->conf;
 
-	if (r->match == NULL && c->redirect == NULL)
-		c->redirect = &r->to;
+	if (r->match != NULL)
+		return V_PASS;
+	x->to = &r->to;
+	return V_REDIRECT;
 }
 
+/* With match=, the client's first bytes decide (the connection ignores a
+ * redirect once its upstream is chosen). */
 static enum verdict
-redirect_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
+redirect_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 {
 	struct redirect *r = t->conf;
-	struct conn *c = x->conn;
 
-	if (r->match != NULL && c->state == CS_WAIT_BYTES &&
-	    c->redirect == NULL && re_search(r->match, ch->p, ch->n))
-		c->redirect = &r->to;
-	return V_PASS;
+	if (r->match == NULL || x->off > 0 ||
+	    !re_search(r->match, ch->p, ch->n))
+		return V_PASS;
+	x->to = &r->to;
+	return V_REDIRECT;
 }
 
 static void
@@ -103,12 +108,13 @@ redirect_free(struct tap *t)
 
 const struct tap_ops tap_redirect = {
 	.name = "redirect",
+	.usage = "redirect:HOST:PORT[,match=REGEX]",
 	.takes_arg = 2,
 	.keys = redirect_keys,
 	.parse = redirect_parse,
 	.key = redirect_key,
 	.check = redirect_check,
-	.accept = redirect_accept,
+	.open = redirect_open,
 	.chunk = redirect_chunk,
 	.free = redirect_free,
 };

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tproxy.h"
+#include "../tap.h"
 
 #define HOLD_MAX	(64 * 1024)
 #define HOLD_MS		750
@@ -40,6 +40,7 @@ struct replace {
 	char			*lit;
 	struct part		*parts;
 	size_t			 nparts;
+	uint64_t		 hold_ms;	/* flush held bytes after */
 };
 
 struct rstate {
@@ -103,18 +104,6 @@ add_part(struct replace *r, int group, size_t off, size_t len)
 	return 0;
 }
 
-static int
-hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Parses REPLACEMENT into literal bytes and group references. */
 static int
 repl_parse(struct replace *r, const char *s, size_t n, char d, char *err,
@@ -156,8 +145,8 @@ repl_parse(struct replace *r, const char *s, size_t n, char d, char *err,
 		case 't': c = '\t'; break;
 		case '&': case '\\': break;
 		case 'x':
-			if (i + 2 >= n + 0 || (hi = hexv(s[i + 1])) < 0 ||
-			    (lo = hexv(s[i + 2])) < 0) {
+			if (i + 2 >= n + 0 || (hi = hexval(s[i + 1])) < 0 ||
+			    (lo = hexval(s[i + 2])) < 0) {
 				snprintf(err, errlen, "\\x needs two hex digits "
 				    "in replacement");
 				return -1;
@@ -180,16 +169,6 @@ repl_parse(struct replace *r, const char *s, size_t n, char d, char *err,
 	return 0;
 }
 
-/* Finds the end of the part starting at s[i] (delimiter d); returns it. */
-static size_t
-part_end(const char *s, size_t i, char d)
-{
-	for (; s[i] && s[i] != d; i++)
-		if (s[i] == '\\' && s[i + 1])
-			i++;
-	return i;
-}
-
 static int
 replace_parse(struct tap *t, const char *arg, char *err, size_t len)
 {
@@ -203,15 +182,13 @@ replace_parse(struct tap *t, const char *arg, char *err, size_t len)
 	if (r == NULL)
 		return -1;
 	t->conf = r;
-	t->hold_ms = HOLD_MS;
-	if (arg[0] != 's' || d == '\0' || strchr(arg + 2, d) == NULL) {
+	r->hold_ms = HOLD_MS;
+	if (arg[0] != 's' || sexpr_scan(arg, &re_e, &rp_e) == 0) {
 		snprintf(err, len, "expected s/REGEX/REPLACEMENT/[gi], got '%s'",
 		    arg);
 		return -1;
 	}
-	re_e = part_end(arg, re_s, d);
 	rp_s = re_e + 1;
-	rp_e = part_end(arg, rp_s, d);
 	for (f = arg + rp_e + 1; *f; f++) {
 		if (*f == 'g')
 			r->global = 1;
@@ -269,17 +246,16 @@ replace_key(struct tap *t, const char *k, const char *v, char *err,
 		    "1..3600000)", v);
 		return -1;
 	}
-	t->hold_ms = (uint64_t)ms;
+	((struct replace *)t->conf)->hold_ms = (uint64_t)ms;
 	return 0;
 }
 
-static void *
-replace_open(struct tap *t, struct conn *c, enum dir d)
+static enum verdict
+replace_open(const struct tap *t, struct tapctx *x)
 {
 	(void)t;
-	(void)c;
-	(void)d;
-	return calloc(1, sizeof(struct rstate));
+	x->st = calloc(1, sizeof(struct rstate));
+	return V_PASS;
 }
 
 static int
@@ -386,14 +362,14 @@ replace_run(struct replace *r, struct rstate *st, int final, int eol)
 }
 
 static enum verdict
-replace_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
+replace_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 {
 	struct replace *r = t->conf;
 	struct rstate *st = x->st;
 
 	if (st == NULL)
 		return V_PASS;		/* no memory for state */
-	if (x->conn != NULL && x->conn->udp) {	/* one datagram, whole */
+	if (x->flow->udp) {	/* one datagram, whole */
 		st->done = 0;
 		st->base = 0;
 		st->ctx = 0;
@@ -414,15 +390,20 @@ replace_chunk(struct tap *t, struct tapctx *x, struct chunk *ch)
 		return V_RESET;
 	ch->p = st->out.data;
 	ch->n = buf_pending(&st->out);
+	/* held bytes go on after hold_ms without new ones */
+	x->wake = buf_pending(&st->win) > st->ctx ? x->now + r->hold_ms : 0;
 	return V_PASS;
 }
 
+/* Passes on what is held (eof: the stream ends, $ may match there). */
 static int
-replace_flush(struct tap *t, struct tapctx *x, struct chunk *ch, int eof)
+replace_release(const struct tap *t, struct tapctx *x, struct chunk *ch,
+    int eof)
 {
 	struct replace *r = t->conf;
 	struct rstate *st = x->st;
 
+	x->wake = 0;
 	if (st == NULL || buf_pending(&st->win) <= st->ctx)
 		return 0;
 	if (replace_run(r, st, 1, eof) == -1)
@@ -432,17 +413,31 @@ replace_flush(struct tap *t, struct tapctx *x, struct chunk *ch, int eof)
 	return 1;
 }
 
-static int
-replace_held(struct tap *t, void *sp)
+static enum verdict
+replace_tick(const struct tap *t, struct tapctx *x, struct chunk *out)
 {
-	struct rstate *st = sp;
+	(void)replace_release(t, x, out, 0);
+	return V_PASS;
+}
+
+static int
+replace_flush(const struct tap *t, struct tapctx *x, struct chunk *out)
+{
+	return replace_release(t, x, out, 1);
+}
+
+static size_t
+replace_held(const struct tap *t, const void *sp)
+{
+	const struct rstate *st = sp;
 
 	(void)t;
-	return st != NULL && buf_pending(&st->win) > st->ctx;
+	return buf_pending(&st->win) > st->ctx ? buf_pending(&st->win) -
+	    st->ctx : 0;
 }
 
 static void
-replace_close(struct tap *t, void *sp)
+replace_close(const struct tap *t, void *sp)
 {
 	struct rstate *st = sp;
 
@@ -469,12 +464,14 @@ replace_free(struct tap *t)
 
 const struct tap_ops tap_replace = {
 	.name = "s",
+	.usage = "s/REGEX/REPLACEMENT/[gi][,flush=MS]",
 	.takes_arg = 2,
 	.keys = replace_keys,
 	.parse = replace_parse,
 	.key = replace_key,
 	.open = replace_open,
 	.chunk = replace_chunk,
+	.tick = replace_tick,
 	.flush = replace_flush,
 	.held = replace_held,
 	.close = replace_close,

@@ -8,9 +8,6 @@
 
 #include "../../tproxy.h"
 
-struct route	*routes;
-size_t		 nroutes;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int

@@ -1,5 +1,5 @@
 /*
- * fuzz_sed.c - libFuzzer harness for filter specs (chain.c) and above all
+ * fuzz_sed.c - libFuzzer harness for filter specs (filter.c) and above all
  * the s/// expression parser and its stream-wise matcher (taps/replace.c).
  *
  * Input: a filter spec, a NUL byte, then stream bytes.  The stream is cut
@@ -11,9 +11,6 @@
 #include <string.h>
 
 #include "../../tproxy.h"
-
-struct route	*routes;
-size_t		 nroutes;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -95,6 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *nul = memchr(data, '\0', size);
 	char *spec, err[ERRLEN];
 	struct tap t;
+	struct flow f;
 	struct tapctx x;
 	struct chunk ch;
 	size_t sl, off, i = 0, ll = 0, rl = 0;
@@ -108,15 +106,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(spec, data, sl);
 	spec[sl] = '\0';
-	if (tap_parse(spec, &t, err, sizeof(err)) != 0) {
+	if (tap_parse(spec, 0, &t, err, sizeof(err)) != 0) {
 		tap_free(&t);
 		free(spec);
 		return 0;
 	}
 	literal = literal_spec(spec, &lit, &ll, &rep, &rl, &global);
-	if (t.ops == &tap_replace) {
+	if (strcmp(t.ops->name, "s") == 0) {
+		memset(&f, 0, sizeof(f));
 		memset(&x, 0, sizeof(x));
-		x.st = t.ops->open(&t, NULL, C2S);
+		x.flow = &f;
+		(void)t.ops->open(&t, &x);
 		for (off = sl + 1; off < size; i++) {
 			size_t n = 1 + data[off] % 97;
 
@@ -127,10 +127,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (t.ops->chunk(&t, &x, &ch) == V_PASS)
 				collect(&ch);
 			off += n;
-			if (!literal && i == 3 && t.ops->flush(&t, &x, &ch, 0))
+			ch.n = 0;
+			if (!literal && i == 3 && t.ops->tick(&t, &x, &ch) ==
+			    V_PASS)
 				collect(&ch);
 		}
-		if (t.ops->flush(&t, &x, &ch, 1))
+		if (t.ops->flush(&t, &x, &ch))
 			collect(&ch);
 		if (literal)
 			check_literal(nul + 1, size - sl - 1, lit, ll, rep, rl,

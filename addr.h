@@ -1,0 +1,58 @@
+/*
+ * addr.h - socat-style address specs, parsed: what the user wrote, split
+ * into its parts.
+ */
+#ifndef ADDR_H
+#define ADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum addr_type {
+	A_NONE = 0,
+	A_TCP_LISTEN,
+	A_UDP_LISTEN,
+	A_UNIX_LISTEN,
+	A_TCP,
+	A_UDP,
+	A_UNIX,
+	A_ECHO,
+	A_TCP_TPROXY,			/* listen: IP_TRANSPARENT */
+	A_UDP_TPROXY,
+	A_ORIG,				/* target: the original destination */
+};
+
+#define MAX_PORTMAP	16
+
+struct addr {
+	enum addr_type	 type;
+	char		 host[256];	/* name or literal, no brackets */
+	char		 path[108];	/* unix sockets */
+	uint16_t	 port;
+	int		 reuseaddr;	/* -1 unset, 0, 1 */
+	int		 backlog;	/* 0 unset */
+	int		 ipv6only;	/* -1 unset */
+	int		 has_bind;
+	int		 spoof;		/* connect from the client's address */
+	int		 tls;		/* TLS on this side */
+	int		 verify;	/* target: check the upstream (default 1) */
+	char		 cert[256], key[256], keylog[256];
+	void		*passthrough;	/* pcre2_code *: SNIs not intercepted */
+	uint16_t	 portmap[MAX_PORTMAP][2];
+	int		 nportmap;
+	char		 bind_host[256];
+	uint16_t	 bind_port;
+};
+
+int	 addr_parse(const char *spec, int listen_side, struct addr *a,
+	    char *err, size_t errlen)
+	    __attribute__((nonnull, warn_unused_result));
+void	 addr_free(struct addr *a) __attribute__((nonnull));
+int	 addr_is_listen(enum addr_type t);
+int	 addr_is_udp(enum addr_type t);
+int	 addr_is_tproxy(enum addr_type t);
+const char *addr_type_name(enum addr_type t);
+void	 addr_target_str(const struct addr *a, char *buf, size_t len)
+	    __attribute__((nonnull));
+
+#endif /* ADDR_H */

@@ -1,0 +1,8 @@
+/*
+ * opts.c - the options' defaults.
+ */
+#include "opts.h"
+
+struct options opt = {
+	.udp_timeout = 60,
+};

@@ -1,0 +1,25 @@
+/*
+ * out.h - where words go: observations (log lines, hexdumps, JSON events)
+ * to standard output, diagnostics to standard error.
+ */
+#ifndef OUT_H
+#define OUT_H
+
+#include <stddef.h>
+
+#define PRINTF(f, a)	__attribute__((format(printf, f, a)))
+#define ERRLEN		512		/* a message */
+
+void	 out_time(char *buf, size_t len, int style);	/* 0 RFC3339, 1 socat */
+void	 out_json_str(const char *s, size_t n);
+void	 out_flush(void);
+int	 out_color(void);
+void	 diag(const char *fmt, ...) PRINTF(1, 2);	/* stderr, not with -q */
+void	 diag_err(const char *fmt, ...) PRINTF(1, 2);	/* stderr, always */
+void	 out_printf(const char *fmt, ...) PRINTF(1, 2);	/* stdout */
+void	 out_write(const void *p, size_t n);
+/* A usage error: the message, the hint, exit status 2. */
+void	 usage_error(const char *fmt, ...) PRINTF(1, 2)
+	    __attribute__((noreturn));
+
+#endif /* OUT_H */

@@ -1,0 +1,25 @@
+/*
+ * sockname.h - a socket address with its length, for any family tproxy
+ * speaks, and its text forms.
+ */
+#ifndef SOCKNAME_H
+#define SOCKNAME_H
+
+#include <sys/socket.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADDRSTR		160		/* an address as text */
+
+struct sockname {
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+};
+
+void	 sockname_str(const struct sockname *sn, char *buf, size_t len)
+	    __attribute__((nonnull));
+void	 sockname_host(const struct sockname *sn, char *buf, size_t len)
+	    __attribute__((nonnull));
+uint16_t sockname_port(const struct sockname *sn) __attribute__((nonnull));
+
+#endif /* SOCKNAME_H */

@@ -1,0 +1,64 @@
+/*
+ * taps/reset.c - "reset[:MS]": reset both sides (RST) as soon as the
+ * connection starts, or MS milliseconds after it started.  On UDP the
+ * session simply ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../tap.h"
+
+#define RESET_MAX	86400000	/* a day, in ms */
+
+static int
+reset_parse(struct tap *t, const char *arg, char *err, size_t len)
+{
+	long long ms = 0;
+
+	if (arg != NULL && num_parse(arg, 0, RESET_MAX, &ms) == -1) {
+		snprintf(err, len, "reset: bad MS '%s' (expected milliseconds, "
+		    "0..%d)", arg, RESET_MAX);
+		return -1;
+	}
+	if ((t->conf = malloc(sizeof(uint64_t))) == NULL)
+		return -1;
+	*(uint64_t *)t->conf = (uint64_t)ms;
+	return 0;
+}
+
+static enum verdict
+reset_open(const struct tap *t, struct tapctx *x)
+{
+	uint64_t ms = *(const uint64_t *)t->conf;
+
+	if (ms == 0)
+		return V_RESET;
+	x->wake = x->flow->start_ms + ms;
+	return V_PASS;
+}
+
+static enum verdict
+reset_tick(const struct tap *t, struct tapctx *x, struct chunk *out)
+{
+	(void)t;
+	(void)x;
+	(void)out;
+	return V_RESET;
+}
+
+static void
+reset_free(struct tap *t)
+{
+	free(t->conf);
+	t->conf = NULL;
+}
+
+const struct tap_ops tap_reset = {
+	.name = "reset",
+	.usage = "reset[:MS]",
+	.takes_arg = 1,
+	.parse = reset_parse,
+	.open = reset_open,
+	.tick = reset_tick,
+	.free = reset_free,
+};
