@@ -450,6 +450,18 @@ chain_held(const struct chain *ch, enum dir d)
 }
 
 int
+chain_observes(const struct chain *ch)
+{
+	size_t i;
+
+	for (i = 0; i < ch->n; i++)
+		if (ch->taps[i].ops->observes && (ch->w[C2S].s[i].on ||
+		    ch->w[S2C].s[i].on))
+			return 1;
+	return 0;
+}
+
+int
 chain_first_bytes(const struct chain *ch)
 {
 	size_t i;

@@ -42,6 +42,8 @@ void	 chain_eof(struct chain *ch, enum dir d) __attribute__((nonnull));
 /* Bytes held in direction d (toward back-pressure). */
 size_t	 chain_held(const struct chain *ch, enum dir d)
 	    __attribute__((nonnull));
+/* Returns 1 if a filter that applies writes observations to stdout. */
+int	 chain_observes(const struct chain *ch) __attribute__((nonnull));
 /* Returns 1 if a filter on c2s wants the client's first bytes to connect. */
 int	 chain_first_bytes(const struct chain *ch) __attribute__((nonnull));
 

@@ -59,6 +59,7 @@ struct conn {
 	void		*tparg;
 	struct side	 side[2];	/* [0] client, [1] server (streams) */
 	struct chain	*chain;		/* NULL: no filter applies */
+	unsigned	 observes:1;	/* its filters write to stdout */
 	uint64_t	 last_ms;
 	struct timer	 idle;		/* --idle-timeout, UDP expiry */
 	struct timer	 wait;		/* connect timeout, first-bytes wait */
@@ -229,6 +230,15 @@ conn_fail(struct conn *c, const char *reason)
 }
 
 void
+conn_update_all(void)
+{
+	struct conn *c;
+
+	for (c = conns; c; c = c->next)
+		conn_update(c);
+}
+
+void
 conn_close_all(const char *reason)
 {
 	while (conns)
@@ -357,6 +367,8 @@ side_can_read(struct conn *c, struct side *s)
 	if (!s->is_server && c->state == CS_OPEN && !c->f.echo &&
 	    SERVER(c)->fd < 0)
 		return 0;
+	if (c->observes && out_blocked())
+		return 0;	/* stdout's reader is behind: wait for it */
 	dst = dst_side(c, d);
 	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0 &&
 	    buf_pending(&s->out) < OUT_HIGH && conn_held(c, d) < OUT_HIGH;
@@ -942,6 +954,7 @@ conn_begin(struct conn *c)
 			conn_fail(c, "out of memory");
 			return;
 		}
+		c->observes = chain_observes(c->chain);
 		chain_start(c->chain);
 		if (c->state == CS_CLOSED)
 			return;

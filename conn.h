@@ -62,6 +62,8 @@ const struct flow *conn_flow(const struct conn *c) __attribute__((nonnull));
 /* Bytes the chain holds in direction d. */
 size_t	 conn_held(const struct conn *c, enum dir d) __attribute__((nonnull));
 void	 conn_close_all(const char *reason);
+/* Every connection looks again at what it waits for (stdout drained). */
+void	 conn_update_all(void);
 /* Frees the connections closed during this loop turn. */
 void	 conn_reap(void);
 size_t	 conn_count(void);

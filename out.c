@@ -1,9 +1,14 @@
 /*
  * out.c - where words go.  Observations (log lines, hexdumps, JSON events)
  * go to standard output so they can be piped; diagnostics go to standard
- * error.  Standard output is flushed once per loop turn, not per line.
+ * error.  Standard output is written once per loop turn, never blocking.
  */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "loop.h"
 #include "opts.h"
 #include "out.h"
 
@@ -47,61 +54,232 @@ out_color(void)
 	return color;
 }
 
+/* ------------------------------------------------------------ stdout */
+
+/*
+ * Observations are kept in one bounded buffer and written without ever
+ * blocking the loop.  A pipe or a terminal is written through a descriptor
+ * of its own opened with O_NONBLOCK (so the shell's, shared with ours, is
+ * left as it was); a socket with MSG_DONTWAIT; a regular file never waits.
+ * While the reader is behind, the descriptor is watched for POLLOUT, and
+ * above OUT_HIGH_OBS the connections whose filters observe are not read
+ * (out_blocked()); past OUT_MAX_OBS observations are dropped and counted.
+ */
+#define OUT_HIGH_OBS	(256 * 1024)
+#define OUT_MAX_OBS	(16 * 1024 * 1024)
+
+static struct buf	 obuf;
+static int		 ofd = -1;	/* where observations are written */
+static int		 osock;		/* ofd is a socket: send(MSG_DONTWAIT) */
+static int		 oslot = -1;
+static uint64_t		 dropped;	/* observations lost past OUT_MAX_OBS */
+static void		(*on_drain)(void);
+
+static void out_ready(void *arg, int revents);
+
+/* Picks how standard output is written (once, at the first write). */
+static void
+out_open(void)
+{
+	struct stat st;
+	int fl;
+
+	ofd = STDOUT_FILENO;
+	if (fstat(STDOUT_FILENO, &st) == -1)
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		osock = 1;
+		return;
+	}
+	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+		return;
+	fl = fcntl(STDOUT_FILENO, F_GETFL);
+	ofd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC |
+	    O_NOCTTY | (fl != -1 ? fl & O_APPEND : 0));
+	if (ofd == -1) {	/* no /proc: our own flag on the shared one */
+		ofd = STDOUT_FILENO;
+		if (fl != -1 && S_ISFIFO(st.st_mode))
+			(void)fcntl(ofd, F_SETFL, fl | O_NONBLOCK);
+	}
+}
+
+void
+out_on_drain(void (*cb)(void))
+{
+	on_drain = cb;
+}
+
+int
+out_blocked(void)
+{
+	return buf_pending(&obuf) >= OUT_HIGH_OBS;
+}
+
+static void
+out_add(const void *p, size_t n)
+{
+	if (out_broken || n == 0)
+		return;
+	if (buf_pending(&obuf) + n > OUT_MAX_OBS ||
+	    buf_append(&obuf, p, n) == -1)
+		dropped++;
+}
+
 void
 out_write(const void *p, size_t n)
 {
-	if (!out_broken)
-		fwrite(p, 1, n, stdout);
+	out_add(p, n);
 }
 
 void
 out_printf(const char *fmt, ...)
 {
+	char line[1024], *big = NULL;
 	va_list ap;
+	int n;
 
 	if (out_broken)
 		return;
 	va_start(ap, fmt);
-	vfprintf(stdout, fmt, ap);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(line)) {
+		out_add(line, (size_t)n);
+		return;
+	}
+	va_start(ap, fmt);
+	n = vasprintf(&big, fmt, ap);
+	va_end(ap);
+	if (n >= 0)
+		out_add(big, (size_t)n);
+	free(big);
 }
 
 /* A JSON string, quotes included; bytes outside printable ASCII escaped. */
 void
 out_json_str(const char *s, size_t n)
 {
+	static const char hx[] = "0123456789abcdef";
+	char e[8];
 	size_t i;
 
-	if (out_broken)
-		return;
-	putchar('"');
+	out_add("\"", 1);
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
+		if (ch == '"' || ch == '\\') {
+			e[0] = '\\';
+			e[1] = (char)ch;
+			out_add(e, 2);
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			memcpy(e, "\\u00", 4);
+			e[4] = hx[ch >> 4];
+			e[5] = hx[ch & 15];
+			out_add(e, 6);
+		} else
+			out_add(&ch, 1);
 	}
-	putchar('"');
+	out_add("\"", 1);
+}
+
+/* Writes what it can without waiting; returns 0, or -1 when it must wait. */
+static int
+out_try(void)
+{
+	ssize_t w;
+
+	while (buf_pending(&obuf) > 0) {
+		if (osock)
+			w = send(ofd, obuf.data + obuf.off, buf_pending(&obuf),
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			w = write(ofd, obuf.data + obuf.off, buf_pending(&obuf));
+		if (w >= 0) {
+			buf_consume(&obuf, (size_t)w);
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return -1;
+		out_broken = 1;
+		buf_free(&obuf);
+		if (errno == EPIPE || errno == EBADF || errno == ECONNRESET)
+			diag_err("tproxy: standard output closed; observations "
+			    "stop, traffic goes on");
+		else
+			diag_err("tproxy: standard output: %s; observations "
+			    "stop, traffic goes on", strerror(errno));
+	}
+	return 0;
 }
 
 /*
- * Flushes observations.  When the reader of stdout has gone away (a pipe into
- * `head`), the proxy keeps relaying and stops writing observations.
+ * Writes observations without blocking: what the reader cannot take now
+ * waits in the buffer, and the loop wakes us when it can.  When the reader
+ * of stdout has gone away (a pipe into `head`), the proxy keeps relaying
+ * and stops writing observations.
  */
 void
 out_flush(void)
 {
+	int was = out_blocked();
+
 	if (out_broken)
 		return;
-	if (fflush(stdout) == EOF && (errno == EPIPE || errno == EBADF)) {
-		out_broken = 1;
-		diag_err("tproxy: standard output closed; observations "
-		    "stop, traffic goes on");
+	if (ofd == -1)
+		out_open();
+	if (dropped > 0 && !out_blocked()) {
+		diag_err("tproxy: standard output is not read: %llu "
+		    "observations dropped", (unsigned long long)dropped);
+		dropped = 0;
 	}
+	if (out_try() == -1) {
+		if (oslot < 0 && loop_add(ofd, POLLOUT, out_ready, NULL,
+		    &oslot) == -1)
+			oslot = -1;
+	} else if (oslot >= 0)
+		loop_del(&oslot);
+	if (was && !out_blocked() && on_drain)
+		on_drain();
+}
+
+/*
+ * The last flush, at exit: waits up to wait_ms for a reader that is behind
+ * (never longer, so a stopped reader cannot keep tproxy alive), then lets
+ * go of what is left.
+ */
+void
+out_close(int wait_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)wait_ms;
+	struct pollfd p;
+
+	out_flush();
+	while (!out_broken && buf_pending(&obuf) > 0 && now_ms() < end) {
+		p.fd = ofd;
+		p.events = POLLOUT;
+		if (poll(&p, 1, (int)(end - now_ms())) <= 0)
+			break;
+		(void)out_try();
+	}
+	if (oslot >= 0)
+		loop_del(&oslot);
+	buf_free(&obuf);
+	if (ofd > STDOUT_FILENO)
+		close(ofd);
+	ofd = -1;
+	out_broken = 1;
+}
+
+static void
+out_ready(void *arg, int revents)
+{
+	(void)arg;
+	(void)revents;
+	out_flush();
 }
 
 static void

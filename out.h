@@ -12,7 +12,14 @@
 
 void	 out_time(char *buf, size_t len, int style);	/* 0 RFC3339, 1 socat */
 void	 out_json_str(const char *s, size_t n);
+/* Writes what it can of the observations without blocking. */
 void	 out_flush(void);
+/* The last flush: waits at most wait_ms for a slow reader. */
+void	 out_close(int wait_ms);
+/* Returns 1 while stdout's reader is too far behind: observers wait. */
+int	 out_blocked(void);
+/* cb runs when out_blocked() turns 0 again. */
+void	 out_on_drain(void (*cb)(void));
 int	 out_color(void);
 void	 diag(const char *fmt, ...) PRINTF(1, 2);	/* stderr, not with -q */
 void	 diag_err(const char *fmt, ...) PRINTF(1, 2);	/* stderr, always */

@@ -114,6 +114,7 @@ struct tap_ops {
 	const char	*usage;		/* "delay:MS[,jitter=MS]" for --help */
 	int		 takes_arg;	/* 0 none, 1 optional, 2 required */
 	int		 udp_only;	/* refused on stream routes */
+	int		 observes;	/* writes observations to stdout */
 	const char	*const *keys;	/* filter-specific key names */
 	int	(*parse)(struct tap *t, const char *arg, char *err, size_t len);
 	int	(*key)(struct tap *t, const char *k, const char *v, char *err,

@@ -340,6 +340,7 @@ main(int argc, char **argv)
 	else
 		priv_check();
 	routes_announce();
+	out_on_drain(conn_update_all);
 	out_flush();
 
 	for (turn = 1; !quit_sig; turn++) {
@@ -354,7 +355,7 @@ main(int argc, char **argv)
 	}
 	conn_close_all(quit_sig ? "shutdown" : "poll failed");
 	conn_reap();
-	out_flush();
+	out_close(200);
 	conn_stats(&nconn, nbytes);
 	if (quit_sig)
 		diag("tproxy: exiting on %s: %llu connections, %llu bytes "

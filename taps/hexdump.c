@@ -61,5 +61,6 @@ hexdump_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 const struct tap_ops tap_hexdump = {
 	.name = "hexdump",
 	.usage = "hexdump",
+	.observes = 1,
 	.chunk = hexdump_chunk,
 };

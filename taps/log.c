@@ -32,5 +32,6 @@ log_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 const struct tap_ops tap_log = {
 	.name = "log",
 	.usage = "log",
+	.observes = 1,
 	.chunk = log_chunk,
 };
