@@ -7,8 +7,15 @@
 #
 # Markdown tables go to stdout, progress to stderr.  Knobs (environment):
 #   TPROXY=./tproxy      the binary (relative paths: from the repo top)
+#   TPROXY_BEFORE=PATH   a second tproxy binary (e.g. from before a refactor), measured
+#                        side by side as 'tproxy-before' (added to PROXIES when set)
+#   THROTTLE=100000m     the rate of the tproxy-throttle row (throttle:RATE, far above the link)
 #   REPS=3               repetitions; tables show the median
-#   PROXIES=...          comma list out of direct,tproxy,socat,haproxy,haproxy-splice,sslsplit
+#   PROXIES=...          comma list out of direct,tproxy,tproxy-delay0,tproxy-throttle,
+#                        tproxy-before,socat,haproxy,haproxy-splice,sslsplit
+#                        (default: all but tproxy-before, which TPROXY_BEFORE adds; the
+#                        default measures tproxy-delay0,tproxy-throttle in bulk, rr and
+#                        connrate only, a PROXIES that names them in conc too)
 #   BULK_SECS=2 BULK_WARM=0.5 CONNRATE_SECS=2 CONNRATE_THREADS=8 RR_N=10000
 #   TLS_SECS=2 TLS_THREADS=4 TLS_BULK_SECS=2   tls: handshake loop, bulk window
 #   CONC_C=5000 CONC_MAX=(fd hard limit - 200) / 2, at most 10000 (0: skip that row)
@@ -26,8 +33,15 @@ top=$(cd "$here/../.." && pwd)
 cd "$top"
 
 TPROXY=${TPROXY:-./tproxy}
+TPROXY_BEFORE=${TPROXY_BEFORE:-}
+THROTTLE=${THROTTLE:-100000m}
 REPS=${REPS:-3}
-PROXIES=${PROXIES:-direct,tproxy,socat,haproxy,haproxy-splice,sslsplit}
+PROXIES_GIVEN=${PROXIES:+1}
+PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,socat,haproxy,haproxy-splice,sslsplit}
+# TPROXY_BEFORE selects tproxy-before (rows follow the order of the lists below)
+if [ -n "$TPROXY_BEFORE" ]; then
+    case ",$PROXIES," in *,tproxy-before,*) ;; *) PROXIES=$PROXIES,tproxy-before ;; esac
+fi
 BULK_SECS=${BULK_SECS:-2}
 BULK_WARM=${BULK_WARM:-0.5}
 CONNRATE_SECS=${CONNRATE_SECS:-2}
@@ -45,14 +59,20 @@ QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-0}
 
 ALL_SCENARIOS="bulk rr connrate conc udp tls"
-TCP_PROXIES="direct tproxy socat haproxy haproxy-splice"
-UDP_PROXIES="direct tproxy socat"
-TLS_PROXIES="direct tproxy sslsplit"
+# tproxy-delay0 / tproxy-throttle: tproxy with an idle filter appended to the route
+# (TCP only); tproxy-before: the TPROXY_BEFORE binary
+TCP_PROXIES="direct tproxy tproxy-before tproxy-delay0 tproxy-throttle socat haproxy haproxy-splice"
+# conc takes ~1.5 min per tproxy row (C=5000 REPS times, C=CONC_MAX once): the
+# default PROXIES leaves the filter rows out of it
+CONC_PROXIES=$TCP_PROXIES
+[ -n "$PROXIES_GIVEN" ] || CONC_PROXIES="direct tproxy tproxy-before socat haproxy haproxy-splice"
+UDP_PROXIES="direct tproxy tproxy-before socat"
+TLS_PROXIES="direct tproxy tproxy-before sslsplit"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
 
-case ${1:-} in -h | --help) sed -n '2,21p' "$here/${0##*/}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n '/^set -eu$/q; 2,$p' "$here/${0##*/}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 scenarios=$*
 [ -n "$scenarios" ] || scenarios=$ALL_SCENARIOS
 for s in $scenarios; do
@@ -63,6 +83,7 @@ for v in REPS BULK_SECS CONNRATE_SECS CONNRATE_THREADS RR_N CONC_C UDP_RR_N UDP_
     case ${!v} in '' | *[!0-9]*) die "$v must be a whole number" ;; esac
 done
 [ "$REPS" -gt 0 ] || die "REPS must be at least 1"
+case $THROTTLE in '' | *[!0-9A-Za-z.]*) die "THROTTLE must be a rate such as 100000m" ;; esac
 
 # ------------------------------------------------------------ processes
 started=()        # PIDs of everything still running that this script started
@@ -145,13 +166,22 @@ fi
 command -v openssl >/dev/null || TLS_ERR="the openssl command is needed to make the certificates"
 
 case $TPROXY in /*) ;; *) TPROXY=$top/${TPROXY#./} ;; esac
+case $TPROXY_BEFORE in '' | /*) ;; *) TPROXY_BEFORE=$top/${TPROXY_BEFORE#./} ;; esac
 
 # which proxies are selected, and which of those can run
 declare -A why_not      # proxy -> reason it is not measured
 selected() { case ",$PROXIES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+for p in ${PROXIES//,/ }; do
+    case " $TCP_PROXIES sslsplit " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES sslsplit)" ;; esac
+done
+# the filter each tproxy-FILTER row appends to the route
+declare -A FILTER=([tproxy-delay0]=delay:0 [tproxy-throttle]=throttle:$THROTTLE)
 for p in $TCP_PROXIES; do
     case $p in
-    tproxy) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
+    tproxy | tproxy-delay0 | tproxy-throttle) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
+    tproxy-before)
+        if [ -z "$TPROXY_BEFORE" ]; then why_not[$p]="TPROXY_BEFORE not set"
+        elif [ ! -x "$TPROXY_BEFORE" ]; then why_not[$p]="not found ($TPROXY_BEFORE missing)"; fi ;;
     socat) command -v socat >/dev/null || why_not[$p]="not installed" ;;
     haproxy | haproxy-splice) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
     esac
@@ -160,6 +190,9 @@ done
 command -v sslsplit >/dev/null || why_not[sslsplit]="not installed"
 if [ -z "${why_not[tproxy]:-}" ] && ! "$TPROXY" --help 2>&1 | grep -q -- '--ca-cert'; then
     why_not[tls:tproxy]="no TLS interception in this build (no --ca-cert in --help)"
+fi
+if [ -z "${why_not[tproxy-before]:-}" ] && ! "$TPROXY_BEFORE" --help 2>&1 | grep -q -- '--ca-cert'; then
+    why_not[tls:tproxy-before]="no TLS interception in this build (no --ca-cert in --help)"
 fi
 
 # ports: a fresh 127.0.0.1 port for every start, from 20000-29999, skipping any
@@ -256,20 +289,22 @@ EOF
 # start_proxy NAME tcp|udp|tls TPORT [CPU]: start a fresh instance in front of TPORT
 # (tls: TCP that the proxy intercepts with the CA in TLS_DIR, see tls_setup)
 start_proxy() {
-    local name=$1 proto=$2 tport=$3 cpu=${4:-} lport cfg lproto=$2
-    local -a cmd pin=()
+    local name=$1 proto=$2 tport=$3 cpu=${4:-} lport cfg lproto=$2 bin=$TPROXY
+    local -a cmd pin=() filt=()
     PROXY_PID='' PROXY_ERR='' PROXY_STATUS=''
     if [ "$name" = direct ]; then PROXY_PORT=$tport; return 0; fi
     pick_port
     lport=$PORT
     [ "$proto" != tls ] || lproto=tcp
     case $name in
-    tproxy)
+    tproxy | tproxy-*)
+        [ "$name" != tproxy-before ] || bin=$TPROXY_BEFORE
+        [ -z "${FILTER[$name]:-}" ] || filt=("${FILTER[$name]}")
         if [ "$proto" = tls ]; then
-            cmd=("$TPROXY" -q "--ca-cert=$TLS_DIR/ca.pem" "--ca-key=$TLS_DIR/ca.key"
-                "tcp-listen:127.0.0.1:$lport,tls" "tcp:127.0.0.1:$tport,tls,verify=0")
+            cmd=("$bin" -q "--ca-cert=$TLS_DIR/ca.pem" "--ca-key=$TLS_DIR/ca.key"
+                "tcp-listen:127.0.0.1:$lport,tls" "tcp:127.0.0.1:$tport,tls,verify=0" "${filt[@]}")
         else
-            cmd=("$TPROXY" -q "$proto-listen:127.0.0.1:$lport" "$proto:127.0.0.1:$tport")
+            cmd=("$bin" -q "$proto-listen:127.0.0.1:$lport" "$proto:127.0.0.1:$tport" "${filt[@]}")
         fi ;;
     sslsplit)
         # in the foreground (no -d); as root it drops to nobody after reading the
@@ -451,11 +486,22 @@ idle_sample() { # idle_sample PROXY
     add "idle|$1|pss" "$(kv pss_kib "$MEM")"
 }
 
-# start a proxy for scenario SC, or note why not; 0 when the client may run
+# start a proxy for scenario SC, or note why not; 0 when the client may run.
+# A tproxy-FILTER row whose tproxy rejects the filter (exit status 2: usage
+# error, e.g. a filter not implemented yet) is skipped for the rest of the run:
+# why_not[] makes active() and unavailable_rows() show the reason in its rows.
 start_for() { # start_for SC PROXY tcp|udp|tls TPORT [CPU]
-    local label=$2
-    [ "$3" != tls ] || [ "$2" != tproxy ] || label=tproxy+tls   # its own idle-memory row
+    local label=$2 msg
+    case $3:$2 in tls:tproxy | tls:tproxy-before) label=$2+tls ;; esac   # its own idle-memory row
+    why "$2"
+    [ -z "$WHY" ] || return 1
     if start_proxy "$2" "$3" "$4" "${5:-}"; then idle_sample "$label"; return 0; fi
+    if [ -n "${FILTER[$2]:-}" ] && [ "$PROXY_STATUS" = 2 ]; then
+        msg=$(grep -m 1 . "$PROXY_LOG" || true)
+        why_not[$2]="filter \`${FILTER[$2]}\` rejected, exit status 2 (not implemented yet?): ${msg//|/\\|}"
+        note "$1" "$2: skipped for the rest of the run: \`tproxy ... ${FILTER[$2]}\` exited with status 2: $msg"
+        return 1
+    fi
     note "$1" "$2 ($3): $PROXY_ERR"
     return 1
 }
@@ -491,6 +537,7 @@ sc_bulk() {
             stop_proxy
         done
     done
+    active "$TCP_PROXIES"   # again: without rows whose filter was rejected (unavailable_rows)
     local d1 d4 dd
     d1=$(med "bulk|direct|s1") d4=$(med "bulk|direct|s4") dd=$(med "bulk|direct|dup")
     printf '\n## bulk: TCP throughput, Gbit/s (%s s after %s s warm-up; median of %s)\n\n' "$BULK_SECS" "$BULK_WARM" "$REPS"
@@ -533,6 +580,7 @@ sc_rr() {
         done
     done
     [ -z "$cpu" ] || pin_echo "$allcpus"
+    active "$TCP_PROXIES"
     local d
     d=$(med "rr|direct|rts")
     printf '\n## rr: 1 TCP connection, %s round trips of 64 bytes, TCP_NODELAY (%s; median of %s)\n\n' "$RR_N" \
@@ -572,6 +620,7 @@ sc_connrate() {
             stop_proxy
         done
     done
+    active "$TCP_PROXIES"
     local d
     d=$(med "connrate|direct|cps")
     printf '\n## connrate: new TCP connections/s (%s threads, each: connect, 64 B echo, server closes, close; %s s; median of %s)\n\n' \
@@ -646,7 +695,7 @@ conc_one() { # conc_one PROXY C REP
 
 sc_conc() {
     local rep p sizes=$CONC_C
-    active "$TCP_PROXIES"
+    active "$CONC_PROXIES"
     [ "$CONC_MAX" -le 0 ] || [ "$CONC_MAX" = "$CONC_C" ] || sizes="$sizes $CONC_MAX"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
@@ -656,6 +705,7 @@ sc_conc() {
             conc_one "$p" "$CONC_C" "$rep"
         done
     done
+    active "$CONC_PROXIES"
     if [ "$sizes" != "$CONC_C" ]; then
         for p in $ACTIVE; do
             log "conc: $p C=$CONC_MAX (1 rep)"
@@ -680,21 +730,23 @@ sc_conc() {
                 "$(fmt %.0f "$(med "$k|rssafter")")"
         done
     done
-    unavailable_rows "$TCP_PROXIES" 12
+    unavailable_rows "$CONC_PROXIES" 12
     printf '\nKiB/conn = (memory while the connections are held - memory just before the client started) / connections held,'
     printf ' summed over the proxy and its child processes. RSS counts pages shared between forks once per process (socat);'
     printf ' PSS splits them. Kernel socket buffers are in neither. fd limit: %s, so C=%s is what a single-process proxy' "$nofile" "$CONC_MAX"
     printf ' (2 fds per connection) can hold.\n'
+    [ -n "$PROXIES_GIVEN" ] ||
+        printf '\ntproxy-delay0, tproxy-throttle are left out of conc by default (~1.5 min each); a PROXIES that names them measures them here too.\n'
     print_notes conc
 }
 
-udp_unsupported=0
+declare -A udp_unsupported    # tproxy|tproxy-before -> 1 when it exited with status 2 on UDP
 udp_start() { # udp_start PROXY CPU: 0 when started
-    if [ "$1" = tproxy ] && [ "$udp_unsupported" = 1 ]; then return 1; fi
+    if [ "${udp_unsupported[$1]:-}" = 1 ]; then return 1; fi
     if start_proxy "$1" udp "$EPORT" "$2"; then idle_sample "$1"; return 0; fi
-    if [ "$1" = tproxy ] && [ "$PROXY_STATUS" = 2 ]; then
-        udp_unsupported=1
-        note udp "tproxy: UDP rows skipped: \`tproxy udp-listen:... udp:...\` exited with status 2 (UDP not implemented yet): $(grep -m 1 . "$PROXY_LOG" || true)"
+    if [ "${1%-before}" = tproxy ] && [ "$PROXY_STATUS" = 2 ]; then
+        udp_unsupported[$1]=1
+        note udp "$1: UDP rows skipped: \`tproxy udp-listen:... udp:...\` exited with status 2 (UDP not implemented yet): $(grep -m 1 . "$PROXY_LOG" || true)"
         return 1
     fi
     note udp "$1 (udp): $PROXY_ERR"
@@ -742,8 +794,8 @@ sc_udp() {
     printf '| proxy | rr p50 us | rr p99 us | rr/s | x direct | rr lost (all runs) | burst loss %% | burst echoes/s | x direct | burst sent/s | burst loss %% runs |\n'
     printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
     for p in $ACTIVE; do
-        if [ "$p" = tproxy ] && [ "$udp_unsupported" = 1 ] && [ -z "${R["udp|$p|rts"]:-}" ]; then
-            printf '| tproxy | UDP not implemented yet (exit status 2) | - | - | - | - | - | - | - | - | - |\n'
+        if [ "${udp_unsupported[$p]:-}" = 1 ] && [ -z "${R["udp|$p|rts"]:-}" ]; then
+            printf '| %s | UDP not implemented yet (exit status 2) | - | - | - | - | - | - | - | - | - |\n' "$p"
             continue
         fi
         local v e lost
@@ -897,7 +949,7 @@ sc_tls() {
 }
 
 print_idle() {
-    local p any=0 all="$TCP_PROXIES tproxy+tls sslsplit"
+    local p any=0 all="$TCP_PROXIES tproxy+tls tproxy-before+tls sslsplit"
     for p in $all; do [ -z "${R["idle|$p|rss"]:-}" ] || any=1; done
     [ "$any" = 1 ] || return 0
     printf '\n## idle memory: each proxy just after start (listening, no connection yet); median over all starts\n\n'
@@ -908,7 +960,43 @@ print_idle() {
         n=$(lines "${R["idle|$p|rss"]}" | wc -l)
         printf '| %s | %s | %s | %s |\n' "$p" "$n" "$(fmt %.0f "$(med "idle|$p|rss")")" "$(fmt %.0f "$(med "idle|$p|pss")")"
     done
-    [ -z "${R["idle|tproxy+tls|rss"]:-}" ] || printf '\ntproxy+tls: tproxy with --ca-cert/--ca-key and a tls route (the tls scenario).\n'
+    [ -z "${R["idle|tproxy+tls|rss"]:-}${R["idle|tproxy-before+tls|rss"]:-}" ] ||
+        printf '\ntproxy+tls, tproxy-before+tls: tproxy with --ca-cert/--ca-key and a tls route (the tls scenario).\n'
+}
+
+# the tproxy variants against tproxy from the same run, from the medians of the
+# tables above: FILTER-row / tproxy (the cost of the idle filter) and
+# tproxy / tproxy-before (after / before a change)
+print_variants() {
+    local p v m any=0 ref=0 cells sc label num den
+    local -a keys=(bulk:s1 bulk:s4 bulk:dup rr:rts rr:p50 connrate:cps connrate:p50 "conc:$CONC_C|rpc" "conc:$CONC_C|ppc")
+    for p in tproxy-delay0 tproxy-throttle tproxy-before; do
+        selected "$p" || continue
+        for v in "${keys[@]}"; do [ -z "${R["${v%%:*}|$p|${v#*:}"]:-}" ] || any=1; done
+        why "$p"
+        [ -z "${WHY#not built*}" ] || any=1   # a rejected filter says so here too
+    done
+    for v in "${keys[@]}"; do [ -z "${R["${v%%:*}|tproxy|${v#*:}"]:-}" ] || ref=1; done
+    [ "$any" = 1 ] && [ "$ref" = 1 ] || return 0
+    printf '\n## tproxy variants: ratios of the medians above (this run): idle filter / tproxy, and tproxy / tproxy-before\n\n'
+    printf '| row | bulk 1 stream | bulk 4 streams | bulk duplex | rr round trips/s | rr p50 us | connrate conns/s | connrate cycle p50 us | conc RSS KiB/conn | conc PSS KiB/conn |\n'
+    printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    for p in tproxy-delay0 tproxy-throttle tproxy-before; do
+        selected "$p" || continue
+        num=$p den=tproxy
+        [ "$p" != tproxy-before ] || num=tproxy den=$p
+        label="$num / $den"
+        why "$p"
+        if [ -n "$WHY" ]; then printf '| %s | %s | - | - | - | - | - | - | - | - |\n' "$label" "$WHY"; continue; fi
+        cells=''
+        for v in "${keys[@]}"; do
+            sc=${v%%:*} m=${v#*:}
+            cells="$cells $(ratio "$(med "$sc|$num|$m")" "$(med "$sc|$den|$m")") |"
+        done
+        printf '| %s |%s\n' "$label" "$cells"
+    done
+    printf '\nThroughput and rates: above 1 means the first-named is faster; p50 latencies and KiB/conn: above 1 means it is slower or uses more. Filters: tproxy-delay0 %s, tproxy-throttle %s. conc: C=%s.\n' \
+        "\`${FILTER[tproxy-delay0]}\`" "\`${FILTER[tproxy-throttle]}\`" "$CONC_C"
 }
 
 # ------------------------------------------------------------ main
@@ -919,6 +1007,15 @@ else ver_tproxy=$("$TPROXY" -V 2>/dev/null | head -n 1 || true); fi
 printf '# tproxy loopback benchmark, %s\n\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 printf -- '- machine: %s CPUs, kernel %s; ulimit -n %s (hard %s)\n' "$ncpu" "$(uname -r)" "$nofile" "$hard"
 printf -- '- tproxy: %s (%s)\n' "${TPROXY#"$top"/}" "${ver_tproxy:-version unknown}"
+if selected tproxy-before; then
+    if [ -n "${why_not[tproxy-before]:-}" ]; then ver_before=${why_not[tproxy-before]}
+    else ver_before=$("$TPROXY_BEFORE" -V 2>/dev/null | head -n 1 || true); fi
+    printf -- '- tproxy-before: %s (%s)\n' "${TPROXY_BEFORE:-unset}" "${ver_before:-version unknown}"
+fi
+if selected tproxy-delay0 || selected tproxy-throttle; then
+    printf -- '- tproxy-delay0, tproxy-throttle: tproxy with the filter %s, %s appended to the route (TCP scenarios)\n' \
+        "\`${FILTER[tproxy-delay0]}\`" "\`${FILTER[tproxy-throttle]}\`"
+fi
 printf -- '- socat: %s; haproxy: %s; sslsplit: %s; %s\n' "$(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' || true)" \
     "$(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' || true)" \
     "$(sslsplit -V 2>&1 | sed -n 's/^SSLsplit \([^ ]*\).*/\1/p' || true)" "$(openssl version 2>/dev/null || true)"
@@ -928,4 +1025,5 @@ for s in $scenarios; do
     "sc_$s"
 done
 print_idle
+print_variants
 printf '\n(total %s s)\n' $((SECONDS - t_start))
