@@ -205,7 +205,8 @@ release(struct chain *ch, enum dir d, size_t i)
 	struct way *w = &ch->w[d];
 	struct slot *s = &w->s[i];
 
-	while (s->head != NULL && !ch->closed) {
+	/* released bytes, and what they may make (answers), wait for room */
+	while (s->head != NULL && !ch->closed && ch->sink->room(ch->arg, d)) {
 		struct held *h = s->head;
 		struct chunk c = { h->data + h->off, h->len - h->off };
 		struct tapctx x = ctx(ch, d, i);
@@ -421,6 +422,21 @@ chain_input(struct chain *ch, enum dir d, const uint8_t *p, size_t n)
 	run_from(ch, d, 0, p, n);
 	if (!ch->closed)
 		pump(ch, d);
+}
+
+void
+chain_kick(struct chain *ch)
+{
+	int d;
+
+	for (d = 0; d < 2 && !ch->closed; d++)
+		if (ch->w[d].held > 0) {
+			size_t before = ch->w[d].held;
+
+			pump(ch, d);
+			if (!ch->closed && ch->w[d].held < before)
+				ch->sink->resume(ch->arg);
+		}
 }
 
 void

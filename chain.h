@@ -21,6 +21,8 @@ struct chain_sink {
 	void	(*close)(void *arg, const char *reason, int reset);
 	void	(*redirect)(void *arg, const struct addr *to);
 	void	(*resume)(void *arg);	/* held bytes went on: read again */
+	/* 1 if what direction d feeds (and its sender's output) has room */
+	int	(*room)(void *arg, enum dir d);
 };
 
 struct chain;
@@ -39,6 +41,8 @@ void	 chain_input(struct chain *ch, enum dir d, const uint8_t *p, size_t n)
 	    __attribute__((nonnull));
 /* The end of direction d: passed on (sink->eof) after what is held. */
 void	 chain_eof(struct chain *ch, enum dir d) __attribute__((nonnull));
+/* The connection's output drained: let held bytes go on. */
+void	 chain_kick(struct chain *ch) __attribute__((nonnull));
 /* Bytes held in direction d (toward back-pressure). */
 size_t	 chain_held(const struct chain *ch, enum dir d)
 	    __attribute__((nonnull));

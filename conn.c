@@ -310,6 +310,17 @@ sink_resume(void *arg)
 	conn_update(arg);
 }
 
+static int
+sink_room(void *arg, enum dir d)
+{
+	struct conn *c = arg;
+
+	if (c->tp->sock_type == SOCK_DGRAM)
+		return 1;		/* datagrams: no back-pressure */
+	return buf_pending(&dst_side(c, d)->out) < OUT_HIGH &&
+	    buf_pending(&src_side(c, d)->out) < OUT_HIGH;
+}
+
 static const struct chain_sink sink = {
 	.deliver = sink_deliver,
 	.answer = sink_answer,
@@ -317,6 +328,7 @@ static const struct chain_sink sink = {
 	.close = sink_close,
 	.redirect = sink_redirect,
 	.resume = sink_resume,
+	.room = sink_room,
 };
 
 /* ------------------------------------------------------------ input */
@@ -723,6 +735,10 @@ side_io(void *arg, int revents)
 		else
 			break;
 	}
+	if (c->state == CS_CLOSED)
+		return;
+	if (c->chain != NULL && (revents & POLLOUT))
+		chain_kick(c->chain);	/* room again for held bytes */
 	if (c->state == CS_CLOSED)
 		return;
 	conn_check_done(c);
