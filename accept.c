@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "loop.h"
 #include "out.h"
+#include "stream.h"
 
 #define EMFILE_PAUSE_MS		100
 #define ACCEPTS_PER_TURN	64
@@ -69,7 +70,6 @@ void
 accept_ready(struct route *r)
 {
 	struct sockname peer;
-	struct conn *c;
 	int i, fd;
 
 	emfile_timer.cb = emfile_resume;
@@ -91,8 +91,6 @@ accept_ready(struct route *r)
 				emfile_pause(errno);
 			return;
 		}
-		if ((c = conn_stream(r, fd, &peer)) == NULL)
-			continue;	/* it ended at once, and said why */
-		conn_start(c);
+		(void)stream_accept(r, fd, &peer);
 	}
 }

@@ -1,29 +1,17 @@
 /*
- * conn.c - connections: the life of one (accept, pick and connect the
- * upstream, relay through the chain, half-close, reset, close), and the
- * stream transport (TCP, Unix, TLS).  UDP sessions use the same life with
- * the datagram transport of udp.c.
+ * conn.c - a connection's life: the accept event, the chain, choosing and
+ * connecting the upstream (or echo), idle time, and the close with its
+ * reason.  How bytes move is the transport's: streams in stream.c,
+ * datagrams in udp.c, both behind struct transport.
  *
- * Each side owns an output buffer that exists only while bytes wait; a read
- * goes through one shared scratch buffer and is written on at once when the
- * other side can take it.  A side is not read while the bytes it feeds (the
- * other side's output, what the chain holds in that direction) or the bytes
- * queued back toward it (answers) are over OUT_HIGH: that is the
- * back-pressure, and it bounds memory per connection whatever the peers do.
- * A route without filters moves bulk transfers through a pipe with
- * splice(2), so the bytes never reach user memory.
+ * A closed connection is freed after the loop turn, so a filter or a
+ * write that closes it mid-call can still look at it.
  */
 #include <sys/socket.h>
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "chain.h"
 #include "conn.h"
@@ -32,20 +20,12 @@
 #include "net.h"
 #include "opts.h"
 #include "out.h"
-#include "side.h"
 #include "transparent.h"
 
-#define IO_CHUNK		(64 * 1024)	/* one read from a socket */
-#define OUT_HIGH		(64 * 1024)	/* stop reading above this */
-#define CONNECT_TIMEOUT_MS	10000
-#define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
-#define HELLO_RETRY_MS		20	/* peeking for the rest of a hello */
 #define FIRST_BYTES_WAIT_MS	1000
-#define SPLICE_MIN		16384	/* a read this big turns on splice */
 
 enum conn_state {
-	CS_HELLO,			/* peeking at the client's TLS ClientHello */
-	CS_WAIT_BYTES,			/* waiting for client bytes to pick upstream */
+	CS_WAIT_BYTES,			/* before the upstream is chosen */
 	CS_CONNECTING,
 	CS_OPEN,
 	CS_CLOSED,
@@ -57,23 +37,14 @@ struct conn {
 	enum conn_state	 state;
 	const struct transport *tp;
 	void		*tparg;
-	struct side	 side[2];	/* [0] client, [1] server (streams) */
 	struct chain	*chain;		/* NULL: no filter applies */
 	unsigned	 observes:1;	/* its filters write to stdout */
 	uint64_t	 last_ms;
 	struct timer	 idle;		/* --idle-timeout, UDP expiry */
-	struct timer	 wait;		/* connect timeout, first-bytes wait */
-	struct timer	 retry;		/* peek at a partial ClientHello again */
-	struct tlsinfo	*ti;		/* TLS listeners only (memory) */
+	struct timer	 wait;		/* the wait for the first bytes */
 	const struct addr *redirect;	/* chosen by a filter */
-	unsigned	 passthrough:1;	/* TLS relayed untouched (by SNI) */
-	unsigned	 tls_wait:1;	/* client handshake not finished */
-	unsigned	 hello_wait:1;	/* ClientHello incomplete: retry later */
 	struct conn	*next, *prev;
 };
-
-#define CLIENT(c)	(&(c)->side[0])
-#define SERVER(c)	(&(c)->side[1])
 
 void		(*conn_on_close)(void);
 
@@ -82,62 +53,10 @@ static struct conn	*graveyard;	/* closed, freed after the turn */
 static size_t		 nconns;
 static uint64_t		 next_id = 1;
 static uint64_t		 stat_conns, stat_bytes[2];
-static uint8_t		 scratch[IO_CHUNK];
-
-static const struct transport stream;
 
 static void conn_connect(struct conn *c);
-static void conn_begin(struct conn *c);
-static void conn_opened(struct conn *c);
-static void upstream_handshake(struct conn *c);
-static void hello_peek(struct conn *c);
-static void side_io(void *arg, int revents);
 
-/* ------------------------------------------------------------ helpers */
-
-static enum dir
-side_dir(const struct conn *c, const struct side *s)
-{
-	return s == CLIENT(c) ? C2S : S2C;
-}
-
-/* The side the bytes read in direction d go to. */
-static struct side *
-dst_side(struct conn *c, enum dir d)
-{
-	if (d == C2S)
-		return c->f.echo ? CLIENT(c) : SERVER(c);
-	return CLIENT(c);
-}
-
-static struct side *
-src_side(struct conn *c, enum dir d)
-{
-	return d == C2S ? CLIENT(c) : SERVER(c);
-}
-
-static struct side *
-conn_side(struct conn *c, int to_server)
-{
-	return to_server ? SERVER(c) : CLIENT(c);
-}
-
-/* Returns 1 if the client speaks TLS to us but its TLS is not set up. */
-static int
-client_tls_pending(const struct conn *c, const struct side *s)
-{
-	return !s->is_server && c->route->listen.tls && !c->passthrough &&
-	    s->tls.ssl == NULL;
-}
-
-/* Returns 1 if bytes can be written to s now. */
-static int
-side_writable(const struct conn *c, const struct side *s)
-{
-	if (s->fd < 0 || s->wr_shut || client_tls_pending(c, s))
-		return 0;
-	return !s->is_server || c->state == CS_OPEN;
-}
+/* ------------------------------------------------------------ queries */
 
 int
 conn_closed(const struct conn *c)
@@ -151,10 +70,46 @@ conn_open(const struct conn *c)
 	return c->state == CS_OPEN;
 }
 
+int
+conn_connecting(const struct conn *c)
+{
+	return c->state == CS_CONNECTING;
+}
+
+int
+conn_filtered(const struct conn *c)
+{
+	return c->chain != NULL;
+}
+
+int
+conn_observes(const struct conn *c)
+{
+	return c->observes;
+}
+
 const struct flow *
 conn_flow(const struct conn *c)
 {
 	return &c->f;
+}
+
+void
+conn_set_sni(struct conn *c, const char *sni)
+{
+	c->f.sni = sni;
+}
+
+struct route *
+conn_route(const struct conn *c)
+{
+	return c->route;
+}
+
+const struct addr *
+conn_target(const struct conn *c)
+{
+	return c->redirect ? c->redirect : &c->route->target;
 }
 
 size_t
@@ -190,12 +145,20 @@ conn_update(struct conn *c)
 		c->tp->update(c, c->tparg);
 }
 
+void
+conn_update_all(void)
+{
+	struct conn *c;
+
+	for (c = conns; c; c = c->next)
+		conn_update(c);
+}
+
 /* ------------------------------------------------------------ closing */
 
 /*
- * Closes both sides (with RST when reset), reports the close with its
- * reason, and queues c to be freed after this loop turn, so callers up the
- * stack may still look at its state.
+ * Closes the transport (with RST when reset), reports the close with its
+ * reason, and queues c to be freed after this loop turn.
  */
 void
 conn_close(struct conn *c, const char *reason, int reset)
@@ -208,7 +171,6 @@ conn_close(struct conn *c, const char *reason, int reset)
 	c->tp->close(c, c->tparg, reset);
 	timer_stop(&c->idle);
 	timer_stop(&c->wait);
-	timer_stop(&c->retry);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -230,15 +192,6 @@ conn_fail(struct conn *c, const char *reason)
 }
 
 void
-conn_update_all(void)
-{
-	struct conn *c;
-
-	for (c = conns; c; c = c->next)
-		conn_update(c);
-}
-
-void
 conn_close_all(const char *reason)
 {
 	while (conns)
@@ -253,7 +206,8 @@ conn_reap(void)
 
 		graveyard = c->next;
 		chain_free(c->chain);
-		free(c->ti);
+		if (c->tp->free)
+			c->tp->free(c->tparg);
 		free(c);
 	}
 }
@@ -315,10 +269,7 @@ sink_room(void *arg, enum dir d)
 {
 	struct conn *c = arg;
 
-	if (c->tp->sock_type == SOCK_DGRAM)
-		return 1;		/* datagrams: no back-pressure */
-	return buf_pending(&dst_side(c, d)->out) < OUT_HIGH &&
-	    buf_pending(&src_side(c, d)->out) < OUT_HIGH;
+	return c->tp->room(c, c->tparg, d);
 }
 
 static const struct chain_sink sink = {
@@ -331,15 +282,21 @@ static const struct chain_sink sink = {
 	.room = sink_room,
 };
 
-/* ------------------------------------------------------------ input */
+/* ------------------------------------------------------------ bytes */
 
 void
-conn_input(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+conn_count_bytes(struct conn *c, enum dir d, size_t n)
 {
 	c->f.bytes[d] += n;
 	c->f.chunks[d]++;
 	stat_bytes[d] += n;
 	c->last_ms = now_ms();
+}
+
+void
+conn_input(struct conn *c, enum dir d, const uint8_t *p, size_t n)
+{
+	conn_count_bytes(c, d, n);
 	if (c->chain != NULL)
 		chain_input(c->chain, d, p, n);
 	else
@@ -348,8 +305,7 @@ conn_input(struct conn *c, enum dir d, const uint8_t *p, size_t n)
 		conn_connect(c);
 }
 
-/* The end of direction d was read: through the chain, then FIN. */
-static void
+void
 conn_eof(struct conn *c, enum dir d)
 {
 	if (c->chain != NULL)
@@ -360,428 +316,27 @@ conn_eof(struct conn *c, enum dir d)
 		conn_connect(c);
 }
 
-/* ------------------------------------------------------------ streams */
-
-static int
-side_can_read(struct conn *c, struct side *s)
+void
+conn_kick(struct conn *c)
 {
-	enum dir d = side_dir(c, s);
-	struct side *dst;
-
-	if (s->fd < 0 || s->rd_eof || c->state == CS_CLOSED)
-		return 0;
-	if (c->state == CS_HELLO)
-		return !s->is_server && !c->hello_wait;
-	if (s->is_server && c->state != CS_OPEN)
-		return 0;
-	if (client_tls_pending(c, s))
-		return 0;
-	if (!s->is_server && c->state == CS_OPEN && !c->f.echo &&
-	    SERVER(c)->fd < 0)
-		return 0;
-	if (c->observes && out_blocked())
-		return 0;	/* stdout's reader is behind: wait for it */
-	dst = dst_side(c, d);
-	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0 &&
-	    buf_pending(&s->out) < OUT_HIGH && conn_held(c, d) < OUT_HIGH;
+	if (c->chain != NULL)
+		chain_kick(c->chain);
 }
-
-static void
-side_update(struct conn *c, struct side *s)
-{
-	short ev = 0;
-
-	if (s->fd < 0 || c->state == CS_CLOSED)
-		return;
-	if (side_can_read(c, s))
-		ev |= POLLIN;
-	if (s->is_server && c->state == CS_CONNECTING)
-		ev |= s->tls.ssl ? s->tls.want : POLLOUT;
-	else if (side_writable(c, s) && (side_pending(s) > 0 ||
-	    (s->want_shut && !s->wr_shut)))
-		ev |= POLLOUT;
-	if (s->tls.ssl != NULL && c->state != CS_CONNECTING)
-		ev |= s->tls.want;
-	loop_set(s->slot, ev);
-}
-
-static void
-stream_update(struct conn *c, void *tp)
-{
-	(void)tp;
-	side_update(c, CLIENT(c));
-	side_update(c, SERVER(c));
-}
-
-/* Writes what waits for s, if it can be written.  Returns 0 or -1 (closed). */
-static int
-side_write(struct conn *c, struct side *s)
-{
-	char why[ERRLEN];
-
-	if (!side_writable(c, s))
-		return 0;
-	if (side_flush(s, why, sizeof(why)) == -1) {
-		conn_fail(c, why);
-		return -1;
-	}
-	return 0;
-}
-
-/* Sends bytes to a side: written at once when nothing waits, else queued. */
-static void
-stream_send(struct conn *c, void *tp, int to_server, const uint8_t *p,
-    size_t n)
-{
-	struct side *s = conn_side(c, to_server);
-	char why[ERRLEN];
-	ssize_t w;
-
-	(void)tp;
-	if (c->state == CS_CLOSED || s->wr_shut)
-		return;
-	if (side_writable(c, s) && side_pending(s) == 0) {
-		w = side_raw_write(s, p, n, why, sizeof(why));
-		if (w == -2) {
-			conn_fail(c, why);
-			return;
-		}
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-		}
-	}
-	if (n > 0 && buf_append(&s->out, p, n) == -1) {
-		conn_fail(c, "out of memory");
-		return;
-	}
-	side_update(c, s);
-}
-
-static void
-stream_shut(struct conn *c, void *tp, int to_server)
-{
-	struct side *s = conn_side(c, to_server);
-
-	(void)tp;
-	s->want_shut = 1;
-	(void)side_write(c, s);
-}
-
-static void
-stream_close(struct conn *c, void *tp, int reset)
-{
-	(void)tp;
-	side_close(CLIENT(c), reset);
-	side_close(SERVER(c), reset);
-}
-
-/* Closes c once both directions are done (EOF read and passed on). */
-static void
-conn_check_done(struct conn *c)
-{
-	int d;
-
-	if (c->state != CS_OPEN)
-		return;
-	for (d = 0; d < (c->f.echo ? 1 : 2); d++)
-		if (!src_side(c, d)->rd_eof || !dst_side(c, d)->wr_shut)
-			return;
-	conn_close(c, "closed", 0);
-}
-
-static void
-side_eof(struct conn *c, struct side *s)
-{
-	s->rd_eof = 1;
-	conn_eof(c, side_dir(c, s));
-}
-
-/* Returns 1 if reads from s may go through a pipe to the other side. */
-static int
-can_splice(const struct conn *c, const struct side *s)
-{
-	return c->chain == NULL && !c->f.echo && s->tls.ssl == NULL &&
-	    !c->route->listen.tls && !c->route->target.tls &&
-	    c->f.client.ss.ss_family != AF_UNIX;
-}
-
-/*
- * Moves one read's worth from s to dst through a pipe.  Returns 1 when done
- * (whatever happened), 0 to fall back to a copying read.
- */
-static int
-splice_read(struct conn *c, struct side *s, struct side *dst)
-{
-	char why[ERRLEN];
-	ssize_t n = side_splice(s, dst, why, sizeof(why));
-	enum dir d = side_dir(c, s);
-
-	if (n > 0) {
-		c->f.bytes[d] += (size_t)n;
-		c->f.chunks[d]++;
-		stat_bytes[d] += (size_t)n;
-		c->last_ms = now_ms();
-		(void)side_write(c, dst);
-	} else if (n == 0)
-		side_eof(c, s);
-	else if (n == -2)
-		conn_fail(c, why);
-	return n != -3;
-}
-
-static void
-side_read_chunk(struct conn *c, struct side *s)
-{
-	enum dir d = side_dir(c, s);
-	struct side *dst = dst_side(c, d);
-	char why[ERRLEN];
-	ssize_t n;
-
-	if (c->state == CS_HELLO) {
-		hello_peek(c);
-		return;
-	}
-	if (s->splice && buf_pending(&dst->out) == 0 && c->state == CS_OPEN &&
-	    splice_read(c, s, dst))
-		return;
-	n = side_read(s, scratch, sizeof(scratch), why, sizeof(why));
-	if (s->tls.ssl != NULL && c->tls_wait && !s->is_server &&
-	    tls_ready(&s->tls)) {
-		c->tls_wait = 0;	/* the client's handshake is done */
-		s->tls.hs = 0;
-		timer_stop(&c->wait);
-	}
-	if (n == -1)
-		return;
-	if (n == -2) {
-		conn_fail(c, why);
-		return;
-	}
-	if (n == 0) {
-		side_eof(c, s);
-		return;
-	}
-	if (n >= SPLICE_MIN && can_splice(c, s))
-		s->splice = 1;
-	conn_input(c, d, scratch, (size_t)n);
-}
-
-static void
-connect_done(struct conn *c)
-{
-	struct side *sv = SERVER(c);
-	const struct addr *t = c->redirect ? c->redirect : &c->route->target;
-	char why[ERRLEN], a[ADDRSTR];
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	if (getsockopt(sv->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err != 0) {
-		sockname_str(&c->f.server, a, sizeof(a));
-		snprintf(why, sizeof(why), "connect %s: %s", a, strerror(err));
-		conn_fail(c, why);
-		return;
-	}
-	if (c->route->target.tls && !c->passthrough) {
-		if (tls_upstream_start(&sv->tls, c->route, sv->fd, c->f.sni,
-		    t->host, &c->f.server, t->verify, c->ti, why,
-		    sizeof(why)) == -1) {
-			conn_fail(c, why);
-			return;
-		}
-		upstream_handshake(c);
-		return;
-	}
-	conn_opened(c);
-}
-
-/*
- * The upstream is connected (and its TLS set up): start the client's TLS
- * when we forge its certificate from the upstream's, and let bytes flow.
- */
-static void
-conn_opened(struct conn *c)
-{
-	struct side *cl = CLIENT(c), *sv = SERVER(c);
-	char why[ERRLEN];
-	struct x509_st *up = NULL;
-	int rc;
-
-	timer_stop(&c->wait);
-	c->state = CS_OPEN;
-	if (!c->f.echo)
-		ev_connect(&c->f);
-	if (client_tls_pending(c, cl)) {
-		if (sv->tls.ssl != NULL)
-			up = tls_peer_cert(&sv->tls);
-		rc = tls_client_start(&cl->tls, c->route, cl->fd, up, c->f.sni,
-		    c->ti, why, sizeof(why));
-		X509_free_ref(up);
-		if (rc == -1) {
-			conn_fail(c, why);
-			return;
-		}
-	}
-	if (c->tls_wait)
-		timer_arm(&c->wait, HANDSHAKE_TIMEOUT_MS);
-	if (!c->f.echo)
-		(void)side_write(c, sv);
-	if (c->state != CS_CLOSED)
-		(void)side_write(c, cl);
-}
-
-/* Drives the upstream's TLS handshake; opens the connection when done. */
-static void
-upstream_handshake(struct conn *c)
-{
-	char why[ERRLEN];
-	int rc = tls_handshake(&SERVER(c)->tls, c->ti, why, sizeof(why));
-
-	if (rc == -1)
-		conn_fail(c, why);
-	else if (rc == 1)
-		conn_opened(c);
-}
-
-/*
- * Peeks at the client's first bytes for a whole ClientHello: its SNI picks
- * passthrough and the upstream's name, its ALPN offer goes upstream.
- */
-static void
-hello_peek(struct conn *c)
-{
-	struct side *cl = CLIENT(c);
-	struct hello h;
-	char why[ERRLEN];
-	ssize_t n;
-	int rc;
-
-	n = recv(cl->fd, scratch, sizeof(scratch), MSG_PEEK);
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR) {
-			snprintf(why, sizeof(why), errno == ECONNRESET ?
-			    "reset by client" : "read from client: %s",
-			    strerror(errno));
-			conn_fail(c, why);
-		}
-		return;
-	}
-	if (n == 0) {
-		conn_fail(c, "client closed before its TLS ClientHello");
-		return;
-	}
-	rc = hello_parse(scratch, (size_t)n, &h);
-	if (rc == 0 && (size_t)n < sizeof(scratch)) {
-		/* peeked bytes stay readable: look again a little later */
-		c->hello_wait = 1;
-		timer_arm(&c->retry, HELLO_RETRY_MS);
-		return;
-	}
-	if (rc != 1) {
-		conn_fail(c, "not a TLS ClientHello from the client");
-		return;
-	}
-	if (h.sni_bad)
-		diag_err("tproxy: #%llu invalid SNI in the ClientHello "
-		    "ignored", (unsigned long long)c->f.id);
-	if ((c->ti = calloc(1, sizeof(*c->ti))) == NULL) {
-		conn_fail(c, "out of memory");
-		return;
-	}
-	c->ti->hello = h;
-	if (h.sni[0] != '\0')
-		c->f.sni = c->ti->hello.sni;
-	if (c->route->listen.passthrough != NULL && c->f.sni != NULL &&
-	    re_search(c->route->listen.passthrough, (const uint8_t *)c->f.sni,
-	    strlen(c->f.sni)))
-		c->passthrough = 1;
-	c->state = CS_WAIT_BYTES;
-	conn_begin(c);
-}
-
-static void
-side_io(void *arg, int revents)
-{
-	struct side *s = arg;
-	struct conn *c = (struct conn *)((char *)(s - (s->is_server ? 1 : 0)) -
-	    offsetof(struct conn, side));
-	int i;
-
-	if (c->state == CS_CLOSED)
-		return;
-	if (s->is_server && c->state == CS_CONNECTING) {
-		if (s->tls.ssl != NULL)
-			upstream_handshake(c);
-		else
-			connect_done(c);
-	} else {
-		if ((revents & (POLLOUT | POLLERR | POLLHUP)) &&
-		    (side_pending(s) > 0 || (s->want_shut && !s->wr_shut)))
-			if (side_write(c, s) == -1)
-				return;
-		if ((revents & (POLLIN | POLLHUP | POLLERR | (s->tls.ssl ?
-		    s->tls.want : 0))) && side_can_read(c, s))
-			side_read_chunk(c, s);
-	}
-	/* plaintext OpenSSL already holds wakes no poll(): read it now */
-	for (i = 0; i < 16 && c->state != CS_CLOSED; i++) {
-		if (tls_pending(&CLIENT(c)->tls) && side_can_read(c, CLIENT(c)))
-			side_read_chunk(c, CLIENT(c));
-		else if (tls_pending(&SERVER(c)->tls) &&
-		    side_can_read(c, SERVER(c)))
-			side_read_chunk(c, SERVER(c));
-		else
-			break;
-	}
-	if (c->state == CS_CLOSED)
-		return;
-	if (c->chain != NULL && (revents & POLLOUT))
-		chain_kick(c->chain);	/* room again for held bytes */
-	if (c->state == CS_CLOSED)
-		return;
-	conn_check_done(c);
-	conn_update(c);
-}
-
-/* The upstream socket is connecting: wait for it to be writable. */
-static int
-stream_connected(struct conn *c, void *tp, int fd)
-{
-	struct side *sv = SERVER(c);
-
-	(void)tp;
-	sv->fd = fd;
-	if (loop_add(fd, POLLOUT, side_io, sv, &sv->slot) == -1) {
-		close(fd);
-		sv->fd = -1;
-		return -1;
-	}
-	c->state = CS_CONNECTING;
-	timer_arm(&c->wait, CONNECT_TIMEOUT_MS);
-	return 0;
-}
-
-static const struct transport stream = {
-	.sock_type = SOCK_STREAM,
-	.expired = "idle timeout",
-	.connected = stream_connected,
-	.send = stream_send,
-	.shut = stream_shut,
-	.update = stream_update,
-	.close = stream_close,
-};
 
 /* ------------------------------------------------------------ timers */
+
+static uint64_t
+idle_ms(const struct conn *c)
+{
+	return (uint64_t)(c->tp->sock_type == SOCK_DGRAM ? opt.udp_timeout :
+	    opt.idle_timeout) * 1000;
+}
 
 static void
 idle_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
-	uint64_t now = now_ms();
-	uint64_t idle = (uint64_t)(c->tp->sock_type == SOCK_DGRAM ?
-	    opt.udp_timeout : opt.idle_timeout) * 1000;
+	uint64_t now = now_ms(), idle = idle_ms(c);
 
 	if (now - c->last_ms >= idle)
 		conn_close(c, c->tp->expired, 0);
@@ -789,39 +344,33 @@ idle_fired(struct timer *t)
 		timer_arm(&c->idle, c->last_ms + idle - now);
 }
 
-static void
-retry_fired(struct timer *t)
-{
-	struct conn *c = t->arg;
-
-	c->hello_wait = 0;		/* time to peek again */
-	conn_update(c);
-}
-
+/* No first bytes in time (a protocol where the server speaks first). */
 static void
 wait_fired(struct timer *t)
 {
 	struct conn *c = t->arg;
 
-	if (c->state == CS_HELLO)
-		conn_fail(c, "no TLS ClientHello from the client in time");
-	else if (c->state == CS_WAIT_BYTES)
+	if (c->state == CS_WAIT_BYTES)
 		conn_connect(c);
-	else if (c->state == CS_CONNECTING)
-		conn_fail(c, SERVER(c)->tls.ssl ? "TLS handshake with "
-		    "upstream timed out" : "connect timeout");
-	else if (c->tls_wait)
-		conn_fail(c, "TLS handshake with client timed out");
 	conn_update(c);
 }
 
 /* ------------------------------------------------------------ opening */
 
+void
+conn_opened(struct conn *c)
+{
+	c->state = CS_OPEN;
+	if (!c->f.echo)
+		ev_connect(&c->f);
+	c->tp->opened(c, c->tparg);
+}
+
 /* Starts the upstream connection (or echo) for c. */
 static void
 conn_connect(struct conn *c)
 {
-	const struct addr *t = c->redirect ? c->redirect : &c->route->target;
+	const struct addr *t = conn_target(c);
 	const struct sockname *pre = NULL;
 	struct sockname to;
 	char err[ERRLEN];
@@ -853,6 +402,7 @@ conn_connect(struct conn *c)
 	if (getsockname(fd, (struct sockaddr *)&c->f.server_local.ss,
 	    &c->f.server_local.len) == -1)
 		c->f.server_local.len = 0;
+	c->state = CS_CONNECTING;
 	switch (c->tp->connected(c, c->tparg, fd)) {
 	case -1:
 		conn_fail(c, "out of memory");
@@ -881,12 +431,9 @@ conn_new(struct route *r, const struct sockname *peer,
 	c->route = r;
 	c->tp = tp;
 	c->tparg = tparg;
-	side_init(CLIENT(c), 0);
-	side_init(SERVER(c), 1);
 	c->idle.cb = idle_fired;
 	c->wait.cb = wait_fired;
-	c->retry.cb = retry_fired;
-	c->idle.arg = c->wait.arg = c->retry.arg = c;
+	c->idle.arg = c->wait.arg = c;
 	c->next = conns;
 	if (conns)
 		conns->prev = c;
@@ -897,72 +444,31 @@ conn_new(struct route *r, const struct sockname *peer,
 	return c;
 }
 
-struct conn *
-conn_stream(struct route *r, int fd, const struct sockname *peer)
+/* The transport learnt where the client meant to go (behind a redirect). */
+void
+conn_set_ends(struct conn *c, const struct sockname *local,
+    const struct sockname *dst)
 {
-	struct conn *c = conn_new(r, peer, NULL, &stream, NULL);
-	struct side *cl;
-	char err[ERRLEN];
-	int one = 1;
-
-	if (c == NULL) {
-		diag_err("tproxy: accept: out of memory");
-		close(fd);
-		return NULL;
-	}
-	cl = CLIENT(c);
-	cl->fd = fd;
-	c->f.local.len = sizeof(c->f.local.ss);
-	if (r->listen.type == A_UNIX_LISTEN ||
-	    getsockname(fd, (struct sockaddr *)&c->f.local.ss,
-	    &c->f.local.len) == -1)
-		c->f.local = r->lname;
-	c->f.dst = c->f.local;
-	if (peer->ss.ss_family != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
-	if (loop_add(fd, POLLIN, side_io, cl, &cl->slot) == -1) {
-		conn_close(c, "out of memory", 1);
-		return NULL;
-	}
-	/* behind a redirect, the accept event names the original destination */
-	if (r->target.type == A_ORIG && r->listen.type == A_TCP_LISTEN &&
-	    orig_lookup(fd, &c->f.local, &c->f.dst, err, sizeof(err)) == -1) {
-		ev_accept(&c->f);
-		conn_fail(c, err);
-		return NULL;
-	}
-	return c;
+	c->f.local = *local;
+	c->f.dst = *dst;
 }
 
 void
 conn_start(struct conn *c)
 {
-	uint64_t idle = (uint64_t)(c->tp->sock_type == SOCK_DGRAM ?
-	    opt.udp_timeout : opt.idle_timeout) * 1000;
-
 	ev_accept(&c->f);
-	if (idle > 0)
-		timer_arm(&c->idle, idle);
-	if (c->route->listen.tls) {
-		/*
-		 * The SNI first: it picks passthrough and the upstream's name;
-		 * the client's handshake goes on once the upstream's is done.
-		 */
-		c->tls_wait = 1;
-		timer_arm(&c->wait, HANDSHAKE_TIMEOUT_MS);
-		c->state = CS_HELLO;
-		conn_update(c);
-		return;
-	}
-	conn_begin(c);
+	if (idle_ms(c) > 0)
+		timer_arm(&c->idle, idle_ms(c));
+	if (c->tp->start != NULL)
+		c->tp->start(c, c->tparg);
+	else
+		conn_begin(c, 0);
 }
 
-/* Opens the chain (the SNI is known by now) and picks the upstream. */
-static void
-conn_begin(struct conn *c)
+void
+conn_begin(struct conn *c, int passthrough)
 {
-	size_t n = c->passthrough ? 0 : c->route->ntaps;
+	size_t n = passthrough ? 0 : c->route->ntaps;
 
 	if (n > 0) {
 		c->chain = chain_open(c->route->taps, n, &c->f, &sink, c);

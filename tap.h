@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "addr.h"
 #include "buf.h"
@@ -146,5 +147,20 @@ struct tap {
 	int		 udp;		/* the route carries datagrams */
 	int		 first_bytes;	/* needs client bytes before connect */
 };
+
+/* For filters whose conf or state is one plain allocation. */
+static inline void
+tap_conf_free(struct tap *t)
+{
+	free(t->conf);
+	t->conf = NULL;
+}
+
+static inline void
+tap_state_free(const struct tap *t, void *st)
+{
+	(void)t;
+	free(st);
+}
 
 #endif /* TAP_H */

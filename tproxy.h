@@ -17,6 +17,7 @@
 #include "opts.h"
 #include "out.h"
 #include "route.h"
+#include "stream.h"
 #include "tls.h"
 #include "transparent.h"
 #include "udp.h"

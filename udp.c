@@ -382,7 +382,7 @@ session_new(struct route *r, const struct sockname *peer,
 	table[h] = ss;
 	if (r->listen.type == A_UDP_TPROXY && session_reply_socket(ss) == -1)
 		return NULL;
-	c = ss->c;			/* ss is gone if the start fails */
+	c = ss->c;
 	conn_start(c);
 	return conn_closed(c) ? NULL : ss;
 }
@@ -567,6 +567,22 @@ dgram_update(struct conn *c, void *tp)
 }
 
 static void
+dgram_opened(struct conn *c, void *tp)
+{
+	(void)c;
+	(void)tp;
+}
+
+static int
+dgram_room(struct conn *c, void *tp, enum dir d)
+{
+	(void)c;
+	(void)tp;
+	(void)d;
+	return 1;
+}
+
+static void
 dgram_close(struct conn *c, void *tp, int reset)
 {
 	struct session *ss = tp;
@@ -577,21 +593,31 @@ dgram_close(struct conn *c, void *tp, int reset)
 	if (ss->upfd >= 0) {
 		loop_del(&ss->upslot);
 		close(ss->upfd);
+		ss->upfd = -1;
 	}
 	if (ss->cfd >= 0) {
 		loop_del(&ss->cslot);
 		close(ss->cfd);
+		ss->cfd = -1;
 	}
 	buf_free(&ss->first);
-	free(ss);
+}
+
+static void
+dgram_free(void *tp)
+{
+	free(tp);
 }
 
 static const struct transport datagram = {
 	.sock_type = SOCK_DGRAM,
 	.expired = "expired",
 	.connected = dgram_connected,
+	.opened = dgram_opened,
 	.send = dgram_send,
 	.shut = dgram_shut,
+	.room = dgram_room,
 	.update = dgram_update,
 	.close = dgram_close,
+	.free = dgram_free,
 };

@@ -82,13 +82,6 @@ delay_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 	return V_HOLD;
 }
 
-static void
-delay_free(struct tap *t)
-{
-	free(t->conf);
-	t->conf = NULL;
-}
-
 const struct tap_ops tap_delay = {
 	.name = "delay",
 	.usage = "delay:MS[,jitter=MS]",
@@ -97,5 +90,5 @@ const struct tap_ops tap_delay = {
 	.parse = delay_parse,
 	.key = delay_key,
 	.chunk = delay_chunk,
-	.free = delay_free,
+	.free = tap_conf_free,
 };

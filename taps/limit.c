@@ -63,20 +63,6 @@ limit_open(const struct tap *t, struct tapctx *x)
 	return V_PASS;
 }
 
-static void
-limit_close(const struct tap *t, void *st)
-{
-	(void)t;
-	free(st);
-}
-
-static void
-limit_free(struct tap *t)
-{
-	free(t->conf);
-	t->conf = NULL;
-}
-
 const struct tap_ops tap_limit = {
 	.name = "limit",
 	.usage = "limit:N",
@@ -84,6 +70,6 @@ const struct tap_ops tap_limit = {
 	.parse = limit_parse,
 	.open = limit_open,
 	.chunk = limit_chunk,
-	.close = limit_close,
-	.free = limit_free,
+	.close = tap_state_free,
+	.free = tap_conf_free,
 };

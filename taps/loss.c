@@ -92,20 +92,6 @@ loss_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 	return next(x->st) % 100 < l->pct ? V_DROP : V_PASS;
 }
 
-static void
-loss_close(const struct tap *t, void *st)
-{
-	(void)t;
-	free(st);
-}
-
-static void
-loss_free(struct tap *t)
-{
-	free(t->conf);
-	t->conf = NULL;
-}
-
 const struct tap_ops tap_loss = {
 	.name = "loss",
 	.usage = "loss:PERCENT[,seed=N]",
@@ -116,6 +102,6 @@ const struct tap_ops tap_loss = {
 	.key = loss_key,
 	.open = loss_open,
 	.chunk = loss_chunk,
-	.close = loss_close,
-	.free = loss_free,
+	.close = tap_state_free,
+	.free = tap_conf_free,
 };

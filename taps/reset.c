@@ -46,13 +46,6 @@ reset_tick(const struct tap *t, struct tapctx *x, struct chunk *out)
 	return V_RESET;
 }
 
-static void
-reset_free(struct tap *t)
-{
-	free(t->conf);
-	t->conf = NULL;
-}
-
 const struct tap_ops tap_reset = {
 	.name = "reset",
 	.usage = "reset[:MS]",
@@ -60,5 +53,5 @@ const struct tap_ops tap_reset = {
 	.parse = reset_parse,
 	.open = reset_open,
 	.tick = reset_tick,
-	.free = reset_free,
+	.free = tap_conf_free,
 };

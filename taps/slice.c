@@ -92,20 +92,6 @@ slice_release(const struct tap *t, struct tapctx *x, const struct chunk *h)
 	return h->n < s->n ? h->n : s->n;
 }
 
-static void
-slice_close(const struct tap *t, void *st)
-{
-	(void)t;
-	free(st);
-}
-
-static void
-slice_free(struct tap *t)
-{
-	free(t->conf);
-	t->conf = NULL;
-}
-
 const struct tap_ops tap_slice = {
 	.name = "slice",
 	.usage = "slice:N[,delay=MS]",
@@ -116,6 +102,6 @@ const struct tap_ops tap_slice = {
 	.open = slice_open,
 	.chunk = slice_chunk,
 	.release = slice_release,
-	.close = slice_close,
-	.free = slice_free,
+	.close = tap_state_free,
+	.free = tap_conf_free,
 };

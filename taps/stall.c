@@ -59,13 +59,6 @@ stall_tick(const struct tap *t, struct tapctx *x, struct chunk *out)
 	return V_CLOSE;
 }
 
-static void
-stall_free(struct tap *t)
-{
-	free(t->conf);
-	t->conf = NULL;
-}
-
 const struct tap_ops tap_stall = {
 	.name = "stall",
 	.usage = "stall[:MS]",
@@ -74,5 +67,5 @@ const struct tap_ops tap_stall = {
 	.open = stall_open,
 	.chunk = stall_chunk,
 	.tick = stall_tick,
-	.free = stall_free,
+	.free = tap_conf_free,
 };

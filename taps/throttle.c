@@ -109,20 +109,6 @@ throttle_release(const struct tap *t, struct tapctx *x, const struct chunk *h)
 	return 0;
 }
 
-static void
-throttle_close(const struct tap *t, void *st)
-{
-	(void)t;
-	free(st);
-}
-
-static void
-throttle_free(struct tap *t)
-{
-	free(t->conf);
-	t->conf = NULL;
-}
-
 const struct tap_ops tap_throttle = {
 	.name = "throttle",
 	.usage = "throttle:RATE",
@@ -131,6 +117,6 @@ const struct tap_ops tap_throttle = {
 	.open = throttle_open,
 	.chunk = throttle_chunk,
 	.release = throttle_release,
-	.close = throttle_close,
-	.free = throttle_free,
+	.close = tap_state_free,
+	.free = tap_conf_free,
 };

@@ -52,13 +52,14 @@ bg() {
 	PIDS+=("$BG_PID")
 }
 
-# start_tproxy ARGS...: start tproxy with stdout in $T/tproxy.out and stderr in
-# $T/tproxy.err, wait until every route listens.  Sets TP_PID, and PORT (the
+# start_tproxy ARGS...: start tproxy with stdout in $T/tproxy.out (or in
+# $TP_STDOUT when set) and stderr in $T/tproxy.err, wait until every route
+# listens.  Sets TP_PID, and PORT (the
 # first route's port), PORTS (all of them).  Fails if tproxy exits.
 start_tproxy() {
 	local routes=1 a i n
 	for a in "$@"; do [ "$a" = + ] && routes=$((routes + 1)); done
-	"$TPROXY" "$@" >"$T/tproxy.out" 2>"$T/tproxy.err" &
+	"$TPROXY" "$@" >"${TP_STDOUT:-$T/tproxy.out}" 2>"$T/tproxy.err" &
 	TP_PID=$!
 	PIDS+=("$TP_PID")
 	for ((i = 0; i < 200; i++)); do

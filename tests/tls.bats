@@ -971,7 +971,13 @@ served_ok() {
 	local half=$BG_PID
 	bg tls_client stall --sni upstream.test --wait 20 >"$T/stall.out" 2>"$T/stall.err"
 	local stall=$BG_PID
-	sleep 1
+	# both are connected (python may take a second to start) and have sent
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(grep -c '"event":"accept"' "$T/tproxy.out")" -ge 2 ] && break
+		sleep 0.05
+	done
+	sleep 0.5
 	# the loop is not blocked by them
 	served_ok
 	local st=0 s

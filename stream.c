@@ -1,0 +1,647 @@
+/*
+ * stream.c - the stream transport: TCP and Unix connections, and TLS on
+ * either side.  Relay, back-pressure, half-close, splice, the TLS steps
+ * (the ClientHello first, then the upstream's handshake, then the
+ * client's with a forged certificate).
+ *
+ * Each side owns an output buffer that exists only while bytes wait; a read
+ * goes through one shared scratch buffer and is written on at once when the
+ * other side can take it.  A side is not read while the bytes it feeds (the
+ * other side's output, what the chain holds in that direction) or the bytes
+ * queued back toward it (answers) are over OUT_HIGH: that is the
+ * back-pressure, and it bounds memory per connection whatever the peers do.
+ * A route without filters moves bulk transfers through a pipe with
+ * splice(2), so the bytes never reach user memory.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "event.h"
+#include "loop.h"
+#include "out.h"
+#include "side.h"
+#include "stream.h"
+#include "transparent.h"
+
+#define IO_CHUNK		(64 * 1024)	/* one read from a socket */
+#define OUT_HIGH		(64 * 1024)	/* stop reading above this */
+#define CONNECT_TIMEOUT_MS	10000
+#define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
+#define HELLO_RETRY_MS		20	/* peeking for the rest of a hello */
+#define SPLICE_MIN		16384	/* a read this big turns on splice */
+
+/* The stream transport's side of a connection. */
+struct stream {
+	struct conn	*c;
+	struct side	 side[2];	/* [0] client, [1] server */
+	struct tlsinfo	*ti;		/* TLS listeners only (memory) */
+	struct timer	 timer;		/* hello, connect and handshake time */
+	struct timer	 retry;		/* peek at a partial ClientHello again */
+	unsigned	 hello:1;	/* peeking at the client's ClientHello */
+	unsigned	 hello_wait:1;	/* ClientHello incomplete: retry later */
+	unsigned	 passthrough:1;	/* TLS relayed untouched (by SNI) */
+	unsigned	 tls_wait:1;	/* client handshake not finished */
+};
+
+#define CLIENT(st)	(&(st)->side[0])
+#define SERVER(st)	(&(st)->side[1])
+
+static uint8_t		 scratch[IO_CHUNK];
+
+static void upstream_handshake(struct stream *st);
+static void side_io(void *arg, int revents);
+
+/* ------------------------------------------------------------ helpers */
+
+static enum dir
+side_dir(const struct stream *st, const struct side *s)
+{
+	return s == CLIENT(st) ? C2S : S2C;
+}
+
+/* The side the bytes read in direction d go to. */
+static struct side *
+dst_side(struct stream *st, enum dir d)
+{
+	if (d == C2S)
+		return conn_flow(st->c)->echo ? CLIENT(st) : SERVER(st);
+	return CLIENT(st);
+}
+
+static struct side *
+src_side(struct stream *st, enum dir d)
+{
+	return d == C2S ? CLIENT(st) : SERVER(st);
+}
+
+/* Returns 1 if the client speaks TLS to us but its TLS is not set up. */
+static int
+client_tls_pending(const struct stream *st, const struct side *s)
+{
+	return !s->is_server && conn_route(st->c)->listen.tls &&
+	    !st->passthrough && s->tls.ssl == NULL;
+}
+
+/* Returns 1 if bytes can be written to s now. */
+static int
+side_writable(const struct stream *st, const struct side *s)
+{
+	if (s->fd < 0 || s->wr_shut || client_tls_pending(st, s))
+		return 0;
+	return !s->is_server || conn_open(st->c);
+}
+
+static int
+side_can_read(struct stream *st, struct side *s)
+{
+	struct conn *c = st->c;
+	enum dir d = side_dir(st, s);
+	struct side *dst;
+
+	if (s->fd < 0 || s->rd_eof || conn_closed(c))
+		return 0;
+	if (st->hello)
+		return !s->is_server && !st->hello_wait;
+	if (s->is_server && !conn_open(c))
+		return 0;
+	if (client_tls_pending(st, s))
+		return 0;
+	if (!s->is_server && conn_open(c) && !conn_flow(c)->echo &&
+	    SERVER(st)->fd < 0)
+		return 0;
+	if (conn_observes(c) && out_blocked())
+		return 0;	/* stdout's reader is behind: wait for it */
+	dst = dst_side(st, d);
+	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0 &&
+	    buf_pending(&s->out) < OUT_HIGH && conn_held(c, d) < OUT_HIGH;
+}
+
+static void
+side_update(struct stream *st, struct side *s)
+{
+	short ev = 0;
+
+	if (s->fd < 0 || conn_closed(st->c))
+		return;
+	if (side_can_read(st, s))
+		ev |= POLLIN;
+	if (s->is_server && conn_connecting(st->c))
+		ev |= s->tls.ssl ? s->tls.want : POLLOUT;
+	else if (side_writable(st, s) && (side_pending(s) > 0 ||
+	    (s->want_shut && !s->wr_shut)))
+		ev |= POLLOUT;
+	if (s->tls.ssl != NULL && !conn_connecting(st->c))
+		ev |= s->tls.want;
+	loop_set(s->slot, ev);
+}
+
+static void
+stream_update(struct conn *c, void *tp)
+{
+	struct stream *st = tp;
+
+	(void)c;
+	side_update(st, CLIENT(st));
+	side_update(st, SERVER(st));
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* Writes what waits for s, if it can be written.  Returns 0 or -1 (closed). */
+static int
+side_write(struct stream *st, struct side *s)
+{
+	char why[ERRLEN];
+
+	if (!side_writable(st, s))
+		return 0;
+	if (side_flush(s, why, sizeof(why)) == -1) {
+		conn_fail(st->c, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends bytes to a side: written at once when nothing waits, else queued. */
+static void
+stream_send(struct conn *c, void *tp, int to_server, const uint8_t *p,
+    size_t n)
+{
+	struct stream *st = tp;
+	struct side *s = to_server ? SERVER(st) : CLIENT(st);
+	char why[ERRLEN];
+	ssize_t w;
+
+	if (conn_closed(c) || s->wr_shut)
+		return;
+	if (side_writable(st, s) && side_pending(s) == 0) {
+		w = side_raw_write(s, p, n, why, sizeof(why));
+		if (w == -2) {
+			conn_fail(c, why);
+			return;
+		}
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+		}
+	}
+	if (n > 0 && buf_append(&s->out, p, n) == -1) {
+		conn_fail(c, "out of memory");
+		return;
+	}
+	side_update(st, s);
+}
+
+static void
+stream_shut(struct conn *c, void *tp, int to_server)
+{
+	struct stream *st = tp;
+	struct side *s = to_server ? SERVER(st) : CLIENT(st);
+
+	(void)c;
+	s->want_shut = 1;
+	(void)side_write(st, s);
+}
+
+static int
+stream_room(struct conn *c, void *tp, enum dir d)
+{
+	struct stream *st = tp;
+
+	(void)c;
+	return buf_pending(&dst_side(st, d)->out) < OUT_HIGH &&
+	    buf_pending(&src_side(st, d)->out) < OUT_HIGH;
+}
+
+static void
+stream_close(struct conn *c, void *tp, int reset)
+{
+	struct stream *st = tp;
+
+	(void)c;
+	side_close(CLIENT(st), reset);
+	side_close(SERVER(st), reset);
+	timer_stop(&st->timer);
+	timer_stop(&st->retry);
+}
+
+static void
+stream_free(void *tp)
+{
+	struct stream *st = tp;
+
+	free(st->ti);
+	free(st);
+}
+
+/* Closes the connection once both directions are done. */
+static void
+check_done(struct stream *st)
+{
+	int d;
+
+	if (!conn_open(st->c))
+		return;
+	for (d = 0; d < (conn_flow(st->c)->echo ? 1 : 2); d++)
+		if (!src_side(st, d)->rd_eof || !dst_side(st, d)->wr_shut)
+			return;
+	conn_close(st->c, "closed", 0);
+}
+
+/* ------------------------------------------------------------ reading */
+
+static void
+side_eof(struct stream *st, struct side *s)
+{
+	s->rd_eof = 1;
+	conn_eof(st->c, side_dir(st, s));
+}
+
+/* Returns 1 if reads from s may go through a pipe to the other side. */
+static int
+can_splice(const struct stream *st, const struct side *s)
+{
+	const struct route *r = conn_route(st->c);
+
+	return !conn_filtered(st->c) && !conn_flow(st->c)->echo &&
+	    s->tls.ssl == NULL && !r->listen.tls && !r->target.tls &&
+	    conn_flow(st->c)->client.ss.ss_family != AF_UNIX;
+}
+
+/*
+ * Moves one read's worth from s to dst through a pipe.  Returns 1 when done
+ * (whatever happened), 0 to fall back to a copying read.
+ */
+static int
+splice_read(struct stream *st, struct side *s, struct side *dst)
+{
+	char why[ERRLEN];
+	ssize_t n = side_splice(s, dst, why, sizeof(why));
+
+	if (n > 0) {
+		conn_count_bytes(st->c, side_dir(st, s), (size_t)n);
+		(void)side_write(st, dst);
+	} else if (n == 0)
+		side_eof(st, s);
+	else if (n == -2)
+		conn_fail(st->c, why);
+	return n != -3;
+}
+
+static void hello_peek(struct stream *st);
+
+static void
+side_read_chunk(struct stream *st, struct side *s)
+{
+	enum dir d = side_dir(st, s);
+	struct side *dst = dst_side(st, d);
+	char why[ERRLEN];
+	ssize_t n;
+
+	if (st->hello) {
+		hello_peek(st);
+		return;
+	}
+	if (s->splice && buf_pending(&dst->out) == 0 && conn_open(st->c) &&
+	    splice_read(st, s, dst))
+		return;
+	n = side_read(s, scratch, sizeof(scratch), why, sizeof(why));
+	if (s->tls.ssl != NULL && st->tls_wait && !s->is_server &&
+	    tls_ready(&s->tls)) {
+		st->tls_wait = 0;	/* the client's handshake is done */
+		s->tls.hs = 0;
+		timer_stop(&st->timer);
+	}
+	if (n == -1)
+		return;
+	if (n == -2) {
+		conn_fail(st->c, why);
+		return;
+	}
+	if (n == 0) {
+		side_eof(st, s);
+		return;
+	}
+	if (n >= SPLICE_MIN && can_splice(st, s))
+		s->splice = 1;
+	conn_input(st->c, d, scratch, (size_t)n);
+}
+
+/* ------------------------------------------------------------ opening */
+
+static void
+connect_done(struct stream *st)
+{
+	struct conn *c = st->c;
+	struct side *sv = SERVER(st);
+	const struct addr *t = conn_target(c);
+	char why[ERRLEN], a[ADDRSTR];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(sv->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		sockname_str(&conn_flow(c)->server, a, sizeof(a));
+		snprintf(why, sizeof(why), "connect %s: %s", a, strerror(err));
+		conn_fail(c, why);
+		return;
+	}
+	if (conn_route(c)->target.tls && !st->passthrough) {
+		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
+		    conn_flow(c)->sni, t->host, &conn_flow(c)->server,
+		    t->verify, st->ti, why, sizeof(why)) == -1) {
+			conn_fail(c, why);
+			return;
+		}
+		upstream_handshake(st);
+		return;
+	}
+	conn_opened(c);
+}
+
+/*
+ * The upstream is connected (and its TLS set up): start the client's TLS
+ * when we forge its certificate from the upstream's, and let bytes flow.
+ */
+static void
+stream_opened(struct conn *c, void *tp)
+{
+	struct stream *st = tp;
+	struct side *cl = CLIENT(st), *sv = SERVER(st);
+	char why[ERRLEN];
+	struct x509_st *up = NULL;
+	int rc;
+
+	timer_stop(&st->timer);
+	if (client_tls_pending(st, cl)) {
+		if (sv->tls.ssl != NULL)
+			up = tls_peer_cert(&sv->tls);
+		rc = tls_client_start(&cl->tls, conn_route(c), cl->fd, up,
+		    conn_flow(c)->sni, st->ti, why, sizeof(why));
+		X509_free_ref(up);
+		if (rc == -1) {
+			conn_fail(c, why);
+			return;
+		}
+	}
+	if (st->tls_wait)
+		timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
+	if (!conn_flow(c)->echo)
+		(void)side_write(st, sv);
+	if (!conn_closed(c))
+		(void)side_write(st, cl);
+}
+
+/* Drives the upstream's TLS handshake; opens the connection when done. */
+static void
+upstream_handshake(struct stream *st)
+{
+	char why[ERRLEN];
+	int rc = tls_handshake(&SERVER(st)->tls, st->ti, why, sizeof(why));
+
+	if (rc == -1)
+		conn_fail(st->c, why);
+	else if (rc == 1)
+		conn_opened(st->c);
+}
+
+/*
+ * Peeks at the client's first bytes for a whole ClientHello: its SNI picks
+ * passthrough and the upstream's name, its ALPN offer goes upstream.
+ */
+static void
+hello_peek(struct stream *st)
+{
+	struct conn *c = st->c;
+	const struct route *r = conn_route(c);
+	struct hello h;
+	char why[ERRLEN];
+	ssize_t n;
+	int rc;
+
+	n = recv(CLIENT(st)->fd, scratch, sizeof(scratch), MSG_PEEK);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR) {
+			snprintf(why, sizeof(why), errno == ECONNRESET ?
+			    "reset by client" : "read from client: %s",
+			    strerror(errno));
+			conn_fail(c, why);
+		}
+		return;
+	}
+	if (n == 0) {
+		conn_fail(c, "client closed before its TLS ClientHello");
+		return;
+	}
+	rc = hello_parse(scratch, (size_t)n, &h);
+	if (rc == 0 && (size_t)n < sizeof(scratch)) {
+		/* peeked bytes stay readable: look again a little later */
+		st->hello_wait = 1;
+		timer_arm(&st->retry, HELLO_RETRY_MS);
+		return;
+	}
+	if (rc != 1) {
+		conn_fail(c, "not a TLS ClientHello from the client");
+		return;
+	}
+	if (h.sni_bad)
+		diag_err("tproxy: #%llu invalid SNI in the ClientHello "
+		    "ignored", (unsigned long long)conn_flow(c)->id);
+	if ((st->ti = calloc(1, sizeof(*st->ti))) == NULL) {
+		conn_fail(c, "out of memory");
+		return;
+	}
+	st->ti->hello = h;
+	if (h.sni[0] != '\0')
+		conn_set_sni(c, st->ti->hello.sni);
+	if (r->listen.passthrough != NULL && conn_flow(c)->sni != NULL &&
+	    re_search(r->listen.passthrough,
+	    (const uint8_t *)conn_flow(c)->sni, strlen(conn_flow(c)->sni)))
+		st->passthrough = 1;
+	st->hello = 0;
+	timer_stop(&st->timer);
+	conn_begin(c, st->passthrough);
+}
+
+static void
+side_io(void *arg, int revents)
+{
+	struct side *s = arg;
+	struct stream *st = (struct stream *)(void *)((char *)(s -
+	    (s->is_server ? 1 : 0)) - offsetof(struct stream, side));
+	struct conn *c = st->c;
+	int i;
+
+	if (conn_closed(c))
+		return;
+	if (s->is_server && conn_connecting(c)) {
+		if (s->tls.ssl != NULL)
+			upstream_handshake(st);
+		else
+			connect_done(st);
+	} else {
+		if ((revents & (POLLOUT | POLLERR | POLLHUP)) &&
+		    (side_pending(s) > 0 || (s->want_shut && !s->wr_shut)))
+			if (side_write(st, s) == -1)
+				return;
+		if ((revents & (POLLIN | POLLHUP | POLLERR | (s->tls.ssl ?
+		    s->tls.want : 0))) && side_can_read(st, s))
+			side_read_chunk(st, s);
+	}
+	/* plaintext OpenSSL already holds wakes no poll(): read it now */
+	for (i = 0; i < 16 && !conn_closed(c); i++) {
+		if (tls_pending(&CLIENT(st)->tls) &&
+		    side_can_read(st, CLIENT(st)))
+			side_read_chunk(st, CLIENT(st));
+		else if (tls_pending(&SERVER(st)->tls) &&
+		    side_can_read(st, SERVER(st)))
+			side_read_chunk(st, SERVER(st));
+		else
+			break;
+	}
+	if (!conn_closed(c) && (revents & POLLOUT))
+		conn_kick(c);		/* room again for held bytes */
+	if (conn_closed(c))
+		return;
+	check_done(st);
+	if (!conn_closed(c))
+		stream_update(c, st);
+}
+
+/* The upstream socket is connecting: wait for it to be writable. */
+static int
+stream_connected(struct conn *c, void *tp, int fd)
+{
+	struct stream *st = tp;
+	struct side *sv = SERVER(st);
+
+	(void)c;
+	sv->fd = fd;
+	if (loop_add(fd, POLLOUT, side_io, sv, &sv->slot) == -1) {
+		close(fd);
+		sv->fd = -1;
+		return -1;
+	}
+	timer_arm(&st->timer, CONNECT_TIMEOUT_MS);
+	return 0;
+}
+
+/* ------------------------------------------------------------ timers */
+
+static void
+retry_fired(struct timer *t)
+{
+	struct stream *st = t->arg;
+
+	st->hello_wait = 0;		/* time to peek again */
+	stream_update(st->c, st);
+}
+
+static void
+timer_fired(struct timer *t)
+{
+	struct stream *st = t->arg;
+	struct conn *c = st->c;
+
+	if (st->hello)
+		conn_fail(c, "no TLS ClientHello from the client in time");
+	else if (conn_connecting(c))
+		conn_fail(c, SERVER(st)->tls.ssl ? "TLS handshake with "
+		    "upstream timed out" : "connect timeout");
+	else if (st->tls_wait)
+		conn_fail(c, "TLS handshake with client timed out");
+	if (!conn_closed(c))
+		stream_update(c, st);
+}
+
+/*
+ * On a TLS listener the ClientHello comes first: its SNI picks passthrough
+ * and the upstream's name; the client's handshake goes on once the
+ * upstream's is done.
+ */
+static void
+stream_start(struct conn *c, void *tp)
+{
+	struct stream *st = tp;
+
+	if (!conn_route(c)->listen.tls) {
+		conn_begin(c, 0);
+		return;
+	}
+	st->tls_wait = 1;
+	st->hello = 1;
+	timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
+	stream_update(c, st);
+}
+
+static const struct transport stream = {
+	.sock_type = SOCK_STREAM,
+	.expired = "idle timeout",
+	.start = stream_start,
+	.connected = stream_connected,
+	.opened = stream_opened,
+	.send = stream_send,
+	.shut = stream_shut,
+	.room = stream_room,
+	.update = stream_update,
+	.close = stream_close,
+	.free = stream_free,
+};
+
+int
+stream_accept(struct route *r, int fd, const struct sockname *peer)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+	struct sockname local, dst;
+	char err[ERRLEN];
+	int one = 1;
+
+	if (st == NULL || (st->c = conn_new(r, peer, NULL, &stream, st)) ==
+	    NULL) {
+		diag_err("tproxy: accept: out of memory");
+		free(st);
+		close(fd);
+		return -1;
+	}
+	side_init(CLIENT(st), 0);
+	side_init(SERVER(st), 1);
+	st->timer.cb = timer_fired;
+	st->retry.cb = retry_fired;
+	st->timer.arg = st->retry.arg = st;
+	CLIENT(st)->fd = fd;
+	local.len = sizeof(local.ss);
+	if (r->listen.type == A_UNIX_LISTEN ||
+	    getsockname(fd, (struct sockaddr *)&local.ss, &local.len) == -1)
+		local = r->lname;
+	dst = local;
+	if (peer->ss.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	if (loop_add(fd, POLLIN, side_io, CLIENT(st), &CLIENT(st)->slot) ==
+	    -1) {
+		conn_close(st->c, "out of memory", 1);
+		return -1;
+	}
+	/* behind a redirect, the accept event names the original destination */
+	if (r->target.type == A_ORIG && r->listen.type == A_TCP_LISTEN &&
+	    orig_lookup(fd, &local, &dst, err, sizeof(err)) == -1) {
+		conn_set_ends(st->c, &local, &dst);
+		ev_accept(conn_flow(st->c));
+		conn_fail(st->c, err);
+		return -1;
+	}
+	conn_set_ends(st->c, &local, &dst);
+	conn_start(st->c);
+	return conn_closed(st->c) ? -1 : 0;
+}
