@@ -76,8 +76,10 @@ ca_generate(X509 **certp, EVP_PKEY **keyp)
 	X509V3_CTX v3;
 	X509_EXTENSION *ext;
 	char host[64] = "localhost", cn[128];
+	unsigned char serial[16];
+	BIGNUM *bn = NULL;
 	static const char *const exts[][2] = {
-		{ "basicConstraints", "critical,CA:TRUE" },
+		{ "basicConstraints", "critical,CA:TRUE,pathlen:0" },
 		{ "keyUsage", "critical,keyCertSign,cRLSign" },
 		{ "subjectKeyIdentifier", "hash" },
 	};
@@ -88,9 +90,14 @@ ca_generate(X509 **certp, EVP_PKEY **keyp)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(cn, sizeof(cn), "tproxy interception CA (%s)", host);
 	X509_set_version(x, 2);
-	if (!BN_rand(NULL, 0, 0, 0))	/* seeds; serial below */
-		ERR_clear_error();
-	ASN1_INTEGER_set_int64(X509_get_serialNumber(x), (int64_t)time(NULL));
+	if (RAND_bytes(serial, sizeof(serial)) != 1)
+		goto fail;
+	serial[0] &= 0x7f;		/* a random positive serial */
+	if ((bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
+		goto fail;
+	BN_free(bn);
+	bn = NULL;
 	X509_gmtime_adj(X509_getm_notBefore(x), -86400);
 	X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 86400);
 	X509_set_pubkey(x, k);
@@ -115,6 +122,7 @@ ca_generate(X509 **certp, EVP_PKEY **keyp)
 	*keyp = k;
 	return 0;
 fail:
+	BN_free(bn);
 	X509_free(x);
 	EVP_PKEY_free(k);
 	return -1;
@@ -311,6 +319,10 @@ forge(X509 *up, const char *name)
 		X509_set_subject_name(x, X509_get_subject_name(up));
 		X509_set1_notBefore(x, X509_get0_notBefore(up));
 		X509_set1_notAfter(x, X509_get0_notAfter(up));
+		/* never valid after the CA is not */
+		if (ASN1_TIME_compare(X509_get0_notAfter(x),
+		    X509_get0_notAfter(ca_cert)) > 0)
+			X509_set1_notAfter(x, X509_get0_notAfter(ca_cert));
 		if (copy_ext(x, up, NID_subject_alt_name) == -1)
 			goto fail;
 	} else {
@@ -324,8 +336,8 @@ forge(X509 *up, const char *name)
 			goto fail;
 	}
 	if (add_ext(x, &v3, "basicConstraints", "CA:FALSE") == -1 ||
-	    add_ext(x, &v3, "keyUsage", "critical,digitalSignature,"
-	    "keyEncipherment") == -1 ||
+	    /* an EC key signs; it enciphers no keys */
+	    add_ext(x, &v3, "keyUsage", "critical,digitalSignature") == -1 ||
 	    add_ext(x, &v3, "extendedKeyUsage", "serverAuth") == -1 ||
 	    add_ext(x, &v3, "authorityKeyIdentifier", "keyid") == -1)
 		ERR_clear_error();	/* optional extensions */
@@ -425,10 +437,25 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 	if (!r->listen.tls && !r->target.tls)
 		return 0;
 	if (r->listen.keylog[0] != '\0') {
-		/* TLS secrets: readable by the owner only */
+		/*
+		 * TLS secrets: readable by the owner only, never through a
+		 * symbolic link (one planted where we write would send the
+		 * secrets elsewhere), and an existing file is made 0600.
+		 */
 		int fd = open(r->listen.keylog, O_WRONLY | O_APPEND | O_CREAT |
-		    O_CLOEXEC, 0600);
+		    O_CLOEXEC | O_NOFOLLOW, 0600);
+		struct stat st;
 
+		if (fd == -1 && errno == ELOOP) {
+			snprintf(err, errlen, "keylog=%s: a symbolic link (name "
+			    "the file itself)", r->listen.keylog);
+			return -1;
+		}
+		if (fd != -1 && (fstat(fd, &st) == -1 || (S_ISREG(st.st_mode) &&
+		    (st.st_mode & 077) && fchmod(fd, 0600) == -1))) {
+			close(fd);
+			fd = -1;
+		}
 		if (fd == -1 || (keylog = fdopen(fd, "a")) == NULL) {
 			snprintf(err, errlen, "keylog=%s: %s", r->listen.keylog,
 			    strerror(errno));
@@ -557,6 +584,7 @@ tls_upstream_start(struct tls *s, const struct route *r, int fd,
 	if (ti != NULL && ti->hello.alpn_len > 0)
 		SSL_set_alpn_protos(ssl, ti->hello.alpn, ti->hello.alpn_len);
 	if (verify) {
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		if (host_is_literal(name) ? X509_VERIFY_PARAM_set1_ip_asc(
 		    SSL_get0_param(ssl), name) != 1 : SSL_set1_host(ssl,
 		    name) != 1)

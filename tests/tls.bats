@@ -111,13 +111,15 @@ setup_file() {
 	new_leaf chained inter /CN=upstream.test DNS:upstream.test 09
 	# an upstream certificate issued by the interception CA itself
 	new_leaf icaup ica /CN=upstream.test DNS:upstream.test 05
+	# a partial wildcard that must not match upstream.test
+	new_leaf pwild uca /CN=pwild.test 'DNS:up*.wild.test' 0A
 	# a self-signed upstream certificate nobody trusts
 	# (valid for longer than icaup, which has the same names)
 	openssl req -x509 -new -newkey rsa:2048 -nodes -days 400 -keyout "$F/self.key" \
 		-out "$F/self.pem" -subj /CN=upstream.test \
 		-addext subjectAltName=DNS:upstream.test 2>"$F/self.log"
 	local c
-	for c in ica uca up localhost other served nosan ip inter chained icaup self; do
+	for c in ica uca up localhost other served nosan ip inter chained icaup self pwild; do
 		[ -s "$F/$c.pem" ] || {
 			echo "fixture $c.pem was not made:" >&2
 			cat "$F/$c.log" >&2
@@ -306,7 +308,11 @@ served_ok() {
 	grep -q 'Verify return code: 0 (ok)' "$T/forged.pem.txt"
 	same subject "$(subject_of "$F/up.pem")" "$(subject_of "$T/forged.pem")"
 	same subjectAltName "$(san_of "$F/up.pem")" "$(san_of "$T/forged.pem")"
-	same validity "$(dates_of "$F/up.pem")" "$(dates_of "$T/forged.pem")"
+	# the upstream's validity, cut to end no later than the CA's
+	same start "$(openssl x509 -in "$F/up.pem" -noout -startdate)" \
+		"$(openssl x509 -in "$T/forged.pem" -noout -startdate)"
+	same end "$(openssl x509 -in "$F/ica.pem" -noout -enddate)" \
+		"$(openssl x509 -in "$T/forged.pem" -noout -enddate)"
 	same issuer "$(subject_of "$F/ica.pem")" "$(issuer_of "$T/forged.pem")"
 	[ "$(serial_of "$T/forged.pem")" != "$(serial_of "$F/up.pem")" ] || {
 		echo "the forged certificate kept the upstream's $(serial_of "$F/up.pem")" >&2
@@ -317,6 +323,19 @@ served_ok() {
 	[ "$(pubkey_of "$T/forged.pem")" != "$(pubkey_of "$F/up.pem")" ]
 	run -0 openssl x509 -in "$T/forged.pem" -noout -text
 	contains 'NIST CURVE: P-256' "$output"
+	# an EC key signs: no keyEncipherment
+	run -0 openssl x509 -in "$T/forged.pem" -noout -ext keyUsage
+	contains 'Digital Signature' "$output"
+	lacks 'Key Encipherment' "$output"
+}
+
+@test "an upstream certificate for a partial wildcard (up*.wild.test) does not verify for upstream.wild.test" {
+	sserver pw pwild
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
+	run ! curl -sS --max-time 20 --resolve "upstream.wild.test:$PORT:127.0.0.1" \
+		--cacert "$F/ica.pem" "https://upstream.wild.test:$PORT/"
+	lacks 'Secure Renegotiation' "$output"
+	err_logged 'verify=0'
 }
 
 @test "forged certificates are cached per upstream certificate and share one key per process" {
@@ -580,6 +599,13 @@ served_ok() {
 	same 'public key of ca.key' "$(pubkey_of "$ca")" "$(openssl pkey -in "$key" -pubout)"
 	run -0 openssl x509 -in "$ca" -noout -ext basicConstraints
 	contains 'CA:TRUE' "$output"
+	contains 'pathlen:0' "$output"
+	# a random serial of about 128 bits, not a time stamp
+	run -0 serial_of "$ca"
+	[ ${#output} -ge 30 ] || {
+		echo "short serial: $output" >&2
+		return 1
+	}
 	# the forged leaf is issued by it
 	verified_by "$ca" "$T/one.pem"
 	same issuer "$(subject_of "$ca")" "$(issuer_of "$T/one.pem")"
@@ -724,6 +750,26 @@ served_ok() {
 	stop_tproxy
 	[ -s "$T/new.keys" ]
 	same 'mode' 600 "$(stat -c %a "$T/new.keys")"
+}
+
+@test "an existing keylog= file readable by others is made readable by its owner only" {
+	sserver up up
+	: >"$T/old.keys"
+	chmod 644 "$T/old.keys"
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls,keylog="$T/old.keys" tcp:127.0.0.1:"$SPORT",tls
+	same 'mode' 600 "$(stat -c %a "$T/old.keys")"
+	run --separate-stderr curl_up --cacert "$F/ica.pem"
+	ok
+	stop_tproxy
+	[ -s "$T/old.keys" ]
+}
+
+@test "a keylog= that is a symbolic link is refused, and nothing is written where it points" {
+	ln -s "$T/elsewhere.keys" "$T/link.keys"
+	run -1 timeout 5 "$TPROXY" --ca-cert="$F/ica.pem" --ca-key="$F/ica.key" \
+		tcp-listen:0,tls,keylog="$T/link.keys" tcp:127.0.0.1:9,tls
+	contains 'symbolic link' "$output"
+	[ ! -e "$T/elsewhere.keys" ]
 }
 
 @test "keylog= appends both sides' secrets in the SSLKEYLOGFILE format (TLS 1.3)" {
