@@ -157,22 +157,57 @@ out_printf(const char *fmt, ...)
 	free(big);
 }
 
-/* A JSON string, quotes included; bytes outside printable ASCII escaped. */
+/*
+ * The length of the valid UTF-8 sequence of a character from U+00A0 up at
+ * p[0..n), or 0 (not one: an invalid byte, an overlong form, a surrogate,
+ * or a C1 control, which some terminals obey).
+ */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned long cp;
+
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	if (len > n)
+		return 0;
+	cp = p[0] & (0x7f >> len);
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
+		return 0;
+	return len;
+}
+
+/*
+ * A JSON string, quotes included: valid UTF-8 as it is, control
+ * characters and invalid bytes escaped (a stray byte as \u00XX).
+ */
 void
 out_json_str(const char *s, size_t n)
 {
 	static const char hx[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
 	char e[8];
-	size_t i;
+	size_t i, u;
 
 	out_add("\"", 1);
 	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
+		unsigned char ch = p[i];
 
 		if (ch == '"' || ch == '\\') {
 			e[0] = '\\';
 			e[1] = (char)ch;
 			out_add(e, 2);
+		} else if (ch >= 0x80 && (u = utf8_len(p + i, n - i)) > 0) {
+			out_add(p + i, u);
+			i += u - 1;
 		} else if (ch < 0x20 || ch >= 0x7f) {
 			memcpy(e, "\\u00", 4);
 			e[4] = hx[ch >> 4];
@@ -182,6 +217,33 @@ out_json_str(const char *s, size_t n)
 			out_add(&ch, 1);
 	}
 	out_add("\"", 1);
+}
+
+/*
+ * Text from the network (a Unix client's socket path, say) made safe for a
+ * terminal: control characters, DEL and every byte from 0x80 up become
+ * \xHH, so no escape sequence or line break of a peer's reaches the
+ * screen.  Returns out.
+ */
+char *
+out_safe(const char *in, char *out, size_t len)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (; *in && o + 5 < len; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch < 0x20 || ch >= 0x7f) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hx[ch >> 4];
+			out[o++] = hx[ch & 15];
+		} else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return out;
 }
 
 /* Writes what it can without waiting; returns 0, or -1 when it must wait. */
@@ -285,10 +347,11 @@ out_ready(void *arg, int revents)
 static void
 vdiag(const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[1024], safe[4 * sizeof(line)];
 
+	/* every diagnostic is one line of text, whatever a peer sent */
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "%s\n", line);
+	fprintf(stderr, "%s\n", out_safe(line, safe, sizeof(safe)));
 }
 
 void

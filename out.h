@@ -12,6 +12,8 @@
 
 void	 out_time(char *buf, size_t len, int style);	/* 0 RFC3339, 1 socat */
 void	 out_json_str(const char *s, size_t n);
+/* in escaped for a terminal (\\xHH for all but printable ASCII); out. */
+char	*out_safe(const char *in, char *out, size_t len);
 /* Writes what it can of the observations without blocking. */
 void	 out_flush(void);
 /* The last flush: waits at most wait_ms for a slow reader. */

@@ -14,7 +14,7 @@
 static enum verdict
 log_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 {
-	char ts[40], from[ADDRSTR], to[ADDRSTR];
+	char ts[40], from[ADDRSTR], to[ADDRSTR], sf[4 * ADDRSTR], st[4 * ADDRSTR];
 
 	(void)t;
 	if (opt.json) {
@@ -25,7 +25,8 @@ log_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 	flow_endpoints(x->flow, x->dir, from, to, sizeof(from));
 	out_printf("%s #%llu %s %s > %s %zu bytes\n", ts,
 	    (unsigned long long)x->flow->id, x->dir == C2S ? "c2s" : "s2c",
-	    from, to, ch->n);
+	    out_safe(from, sf, sizeof(sf)), out_safe(to, st, sizeof(st)),
+	    ch->n);
 	return V_PASS;
 }
 

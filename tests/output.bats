@@ -128,3 +128,39 @@ PY
 	[ "$output" -eq 1048576 ]
 	wait_for "$T/tproxy.err" 'standard output closed' 5
 }
+
+# unix_client SOCKPATH CLIENTPATH: connect from a Unix socket bound to
+# CLIENTPATH (python escapes allowed), send "hi", read the echo
+unix_client() {
+	python3 - "$1" "$2" <<'PY'
+import socket, sys
+path = sys.argv[2].encode().decode('unicode_escape').encode('latin-1')
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.connect(sys.argv[1])
+s.sendall(b'hi')
+print(s.recv(10).decode())
+PY
+}
+
+@test "a Unix client's socket path reaches log lines and -v lines escaped, never as terminal escapes" {
+	start_tproxy -v unix-listen:"$T/s.sock" echo log
+	run -0 unix_client "$T/s.sock" "$T/c\\x1b]0;owned\\x07\\x1b[2J\\nFAKE 1 c2s\\x9b"
+	[ "$output" = hi ]
+	stop_tproxy
+	# no ESC, BEL or C1 byte anywhere, and the path's newline did not make a line
+	run -1 grep -c $'[\x1b\x07]' "$T/tproxy.out" "$T/tproxy.err"
+	run -1 grep -c $'\x9b' "$T/tproxy.out" "$T/tproxy.err"
+	run -1 grep -c '^FAKE' "$T/tproxy.out" "$T/tproxy.err"
+	grep -q 'c\\x1b]0;owned\\x07\\x1b\[2J\\x0aFAKE 1 c2s\\x9b' "$T/tproxy.out"
+	grep -q 'accept .*c\\x1b' "$T/tproxy.err"
+}
+
+@test "--json keeps a path's UTF-8 as characters and escapes control characters and stray bytes" {
+	start_tproxy --json unix-listen:"$T/s.sock" echo log
+	run -0 unix_client "$T/s.sock" "$T/caf\\xc3\\xa9\\x1b\\xff"
+	stop_tproxy
+	run -0 jq -r 'select(.event == "accept") | .src' "$T/tproxy.out"
+	[ "$output" = "$T/café"$'\x1b'"ÿ" ]
+	grep -q 'café\\u001b\\u00ff' "$T/tproxy.out"
+}
