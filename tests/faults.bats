@@ -578,6 +578,37 @@ time.sleep(2)' "$PORT" >"$T/noread.out"
 	kill -0 "$TP_PID"
 }
 
+@test "memory stays bounded when answer:,dir=s2c replies 1 MiB to each byte of a server that never reads" {
+	head -c 1048576 /dev/zero | tr '\0' 'A' >"$T/answer.txt"
+	# a server that sends a byte every 2 ms, 300 times, and never reads
+	bg "$PY" -c 'import socket, sys, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(1)
+open(sys.argv[1], "w").write("%d\n" % l.getsockname()[1])
+s, _ = l.accept()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for i in range(300):
+    s.sendall(b"x")
+    time.sleep(0.002)
+time.sleep(2)' "$T/srv.port"
+	wait_for "$T/srv.port" '^[0-9]+$'
+	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$(cat "$T/srv.port")" "answer:@$T/answer.txt,dir=s2c"
+	local base max=0 r pid
+	base=$(rss "$TP_PID")
+	bg "$PY" -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+time.sleep(3)' "$PORT"
+	pid=$BG_PID
+	while kill -0 "$pid" 2>/dev/null; do
+		r=$(rss "$TP_PID")
+		[ "$r" -le "$max" ] || max=$r
+		sleep 0.2
+	done
+	below 32768 "RSS growth (KiB; from $base)" $((max - base))
+	kill -0 "$TP_PID"
+}
+
 # --- arguments ------------------------------------------------------------------
 
 @test "every fault filter starts with the arguments and keys of the contract" {
