@@ -1,9 +1,11 @@
 /*
  * taps/loss.c - "loss:PERCENT[,seed=N]": UDP routes only; drop each
- * datagram with that probability.  The generator is per session and
+ * datagram with that probability (0 to 100, decimals allowed).  The generator is per session and
  * direction, seeded with N (mixed with the direction), so the same seed
  * drops the same datagrams of a session; without seed= it is random.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,8 @@
 #include "../tap.h"
 
 struct loss {
-	unsigned	 pct;		/* 0..100 */
+	uint64_t	 cut;		/* drop when a draw is below this */
+	int		 all;		/* 100 %: drop every datagram */
 	int		 seeded;
 	uint64_t	 seed;
 };
@@ -23,17 +26,22 @@ static int
 loss_parse(struct tap *t, const char *arg, char *err, size_t len)
 {
 	struct loss *l = calloc(1, sizeof(*l));
-	long long n;
+	char *end;
+	double pct;
 
 	if (l == NULL)
 		return -1;
 	t->conf = l;
-	if (num_parse(arg, 0, 100, &n) == -1) {
-		snprintf(err, len, "loss: bad PERCENT '%s' (expected 0..100)",
-		    arg);
+	errno = 0;
+	pct = strtod(arg, &end);
+	if (!isdigit((unsigned char)arg[0]) || *end != '\0' || errno != 0 ||
+	    !(pct >= 0 && pct <= 100)) {
+		snprintf(err, len, "loss: bad PERCENT '%s' (expected 0..100, "
+		    "decimals allowed)", arg);
 		return -1;
 	}
-	l->pct = (unsigned)n;
+	l->all = pct == 100;
+	l->cut = (uint64_t)(pct / 100 * 18446744073709551616.0);
 	return 0;
 }
 
@@ -89,7 +97,7 @@ loss_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 	(void)ch;
 	if (x->st == NULL)
 		return V_PASS;
-	return next(x->st) % 100 < l->pct ? V_DROP : V_PASS;
+	return l->all || next(x->st) < l->cut ? V_DROP : V_PASS;
 }
 
 const struct tap_ops tap_loss = {

@@ -416,6 +416,22 @@ free_port() {
 	[ "$(cut -d ' ' -f 3 "$T/up.log" | sort)" = "$(printf '%s\n%s\n' "$first" "$first" | sort)" ]
 }
 
+@test "loss takes a decimal percent: loss:12.5 drops about an eighth, loss:100 every datagram" {
+	bg "$PY" "$UDP" server --echo --log "$T/up.log" "$T/up.port"
+	wait_for "$T/up.port" '^[0-9]+$' 10
+	start_tproxy udp-listen:0 udp:127.0.0.1:"$(cat "$T/up.port")" loss:12.5,seed=3,dir=c2s \
+		+ udp-listen:0 udp:127.0.0.1:"$(cat "$T/up.port")" loss:100
+	local msgs n
+	mapfile -t msgs < <(seq -f 'n%03g' 1 200)
+	run -0 --separate-stderr "$PY" "$UDP" client --gap 3 --timeout 0.5 127.0.0.1 "$PORT" "${msgs[@]}"
+	n=$(wc -l <<<"$output")
+	at_least 150 "datagrams through" "$n"
+	below 196 "datagrams through" "$n"
+	PORT=$(sed -n 2p <<<"$PORTS")
+	run --separate-stderr "$PY" "$UDP" client --gap 3 --timeout 0.5 127.0.0.1 "$PORT" n1 n2 n3
+	[ -z "$output" ]
+}
+
 # --- keys that aim a fault ------------------------------------------------------
 
 @test "a fault with src= hits only the clients it matches" {
