@@ -224,30 +224,14 @@ release(struct chain *ch, enum dir d, size_t i)
 			return;
 		if (n > c.n || ch->flow->udp)
 			n = c.n;	/* a datagram goes whole */
-		/* hand the bytes on only once they are off the queue */
-		{
-			uint8_t *copy = NULL;
-			const uint8_t *p = c.p;
-
-			if (n == c.n && h->off == 0) {
-				s->head = h->next;
-				if (s->head == NULL)
-					s->tail = NULL;
-				s->held -= n;
-				w->held -= n;
-				run_from(ch, d, i + 1, h->data, n);
-				free(h);
-				continue;
-			}
-			if ((copy = malloc(n)) == NULL) {
-				ch->sink->close(ch->arg, "out of memory", 1);
-				return;
-			}
-			memcpy(copy, p, n);
-			dequeue(w, s, n);
-			run_from(ch, d, i + 1, copy, n);
-			free(copy);
-		}
+		/*
+		 * The bytes stay queued until the rest of the chain is done
+		 * with them; a close meanwhile has freed the queue.
+		 */
+		run_from(ch, d, i + 1, c.p, n);
+		if (ch->closed)
+			return;
+		dequeue(w, s, n);
 	}
 }
 
