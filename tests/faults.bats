@@ -97,6 +97,17 @@ rss() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
+# peak_rss PID WATCH: the largest RSS of PID (KiB) while process WATCH lives
+peak_rss() {
+	local max=0 r
+	while kill -0 "$2" 2>/dev/null; do
+		r=$(rss "$1")
+		[ "$r" -le "$max" ] || max=$r
+		sleep 0.2
+	done
+	echo "$max"
+}
+
 # usage_error NAME ARG...: tproxy ARG... exits 2 without listening, and its
 # message names NAME and is about the argument (not a filter it lacks)
 usage_error() {
@@ -555,16 +566,12 @@ free_port() {
 @test "memory stays bounded when answer: replies 1 MiB to each byte of a client that never reads" {
 	head -c 1048576 /dev/zero | tr '\0' 'A' >"$T/answer.txt"
 	start_tproxy tcp-listen:0 echo "answer:@$T/answer.txt"
-	local base max=0 r pid
+	local base max pid
 	base=$(rss "$TP_PID")
 	# 300 one-byte writes, 2 ms apart; the client then holds on, unread
 	bg "$PY" "$FT" noread 127.0.0.1 "$PORT" 300 2 1 >"$T/noread.out"
 	pid=$BG_PID
-	while kill -0 "$pid" 2>/dev/null; do
-		r=$(rss "$TP_PID")
-		[ "$r" -le "$max" ] || max=$r
-		sleep 0.2
-	done
+	max=$(peak_rss "$TP_PID" "$pid")
 	wait "$pid"
 	[ "$(cat "$T/noread.out")" = sent=300 ]
 	below 32768 "RSS growth (KiB; from $base)" $((max - base))
@@ -574,7 +581,7 @@ free_port() {
 @test "memory stays bounded when slice: cuts one read into pieces that answer: each replies to" {
 	head -c 1048576 /dev/zero | tr '\0' 'A' >"$T/answer.txt"
 	start_tproxy tcp-listen:0 echo slice:1 "answer:@$T/answer.txt"
-	local base max=0 r pid
+	local base max pid
 	base=$(rss "$TP_PID")
 	# 300 bytes in one write: one read, cut into 300 one-byte pieces
 	bg "$PY" -c 'import socket, sys, time
@@ -583,11 +590,7 @@ s.sendall(b"x" * 300)
 print("sent=300", flush=True)
 time.sleep(2)' "$PORT" >"$T/noread.out"
 	pid=$BG_PID
-	while kill -0 "$pid" 2>/dev/null; do
-		r=$(rss "$TP_PID")
-		[ "$r" -le "$max" ] || max=$r
-		sleep 0.2
-	done
+	max=$(peak_rss "$TP_PID" "$pid")
 	wait "$pid"
 	[ "$(cat "$T/noread.out")" = sent=300 ]
 	below 32768 "RSS growth (KiB; from $base)" $((max - base))
@@ -610,17 +613,13 @@ for i in range(300):
 time.sleep(2)' "$T/srv.port"
 	wait_for "$T/srv.port" '^[0-9]+$'
 	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$(cat "$T/srv.port")" "answer:@$T/answer.txt,dir=s2c"
-	local base max=0 r pid
+	local base max pid
 	base=$(rss "$TP_PID")
 	bg "$PY" -c 'import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 time.sleep(3)' "$PORT"
 	pid=$BG_PID
-	while kill -0 "$pid" 2>/dev/null; do
-		r=$(rss "$TP_PID")
-		[ "$r" -le "$max" ] || max=$r
-		sleep 0.2
-	done
+	max=$(peak_rss "$TP_PID" "$pid")
 	below 32768 "RSS growth (KiB; from $base)" $((max - base))
 	kill -0 "$TP_PID"
 }
