@@ -164,6 +164,27 @@ needs_bind_service(void)
  * when udp-tproxy replies from a port below 1024; no capability otherwise.
  * Exits 1 on failure.
  */
+/*
+ * Drops from the capability bounding set every capability but keep[0..n),
+ * so none can come back (through a file capability, say).  Needs
+ * CAP_SETPCAP: done before the user changes.  Returns 0 or -1.
+ */
+static int
+bound_drop(const cap_value_t *keep, int n)
+{
+	cap_value_t v;
+	int i, kept;
+
+	for (v = 0; v <= CAP_LAST_CAP; v++) {
+		for (kept = 0, i = 0; i < n; i++)
+			if (keep[i] == v)
+				kept = 1;
+		if (!kept && CAP_IS_SUPPORTED(v) && cap_drop_bound(v) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 void
 priv_drop(const struct passwd *pw)
 {
@@ -172,6 +193,8 @@ priv_drop(const struct passwd *pw)
 	cap_t caps;
 
 	if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
+		goto fail;
+	if (bound_drop(keep ? keepcaps : NULL, keep ? nkeep : 0) == -1)
 		goto fail;
 	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1)
@@ -191,6 +214,9 @@ priv_drop(const struct passwd *pw)
 	cap_free(caps);
 	if (keep)
 		(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	/* nothing we exec or become can gain privileges again */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		goto fail;
 	return;
 fail:
 	diag_err("tproxy: --user=%s: cannot drop privileges: %s", pw->pw_name,

@@ -611,6 +611,9 @@ teardown() {
 	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000000000 ]
 	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000000000 ]
 	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	# none can come back: an empty bounding set, and no new privileges
+	[ "$(cap_field "$TP_PID" CapBnd)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
 }
 
 @test "--user=nobody with orig,spoof keeps only CAP_NET_ADMIN and still spoofs" {
@@ -621,6 +624,8 @@ teardown() {
 	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000001000 ]
 	through_tcp 203.0.113.10:80 '198\.51\.100\.2:[0-9]+'
 	[ "$PEER" = "$CLIENT" ]
+	[ "$(cap_field "$TP_PID" CapBnd)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
 }
 
 @test "--user=nobody with udp-tproxy keeps only what replies need and still answers from the server's address" {
@@ -638,6 +643,8 @@ teardown() {
 	echo "$output"
 	[ "$(field from "${lines[1]}")" = 203.0.113.10:53 ]
 	[ "$(field data "${lines[1]}")" = dropped ]
+	[ "$(cap_field "$TP_PID" CapBnd)" = 0000000000001400 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
 }
 
 @test "tcp-tproxy without CAP_NET_ADMIN exits 1 saying which capability and how to grant it" {
