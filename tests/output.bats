@@ -98,7 +98,6 @@ PY
 import hashlib, os, socket, sys, threading
 data = os.urandom(2 << 20)
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=60)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 def send():
     for i in range(0, len(data), 16384):
         s.sendall(data[i:i + 16384])
