@@ -223,3 +223,22 @@ sexpr_scan(const char *s, size_t *re_end, size_t *rp_end)
 		i++;
 	return i;
 }
+
+/*
+ * Milliseconds 0..max for the filter name's argument or key what; 0, or -1
+ * with "NAME: bad WHAT 'V' (expected milliseconds, 0..MAX)" in err.
+ */
+int
+ms_parse(const char *name, const char *what, const char *v, long long max,
+    uint64_t *out, char *err, size_t len)
+{
+	long long n;
+
+	if (num_parse(v, 0, max, &n) == -1) {
+		snprintf(err, len, "%s: bad %s '%s' (expected milliseconds, "
+		    "0..%lld)", name, what, v, max);
+		return -1;
+	}
+	*out = (uint64_t)n;
+	return 0;
+}

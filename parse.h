@@ -36,6 +36,10 @@ int	 hexval(int ch);
 /* Returns 1 if h is an IPv4 or IPv6 literal (no brackets). */
 int	 host_is_literal(const char *h) __attribute__((nonnull));
 
+/* Milliseconds 0..max for a filter's argument or key; 0 or -1 + err. */
+int	 ms_parse(const char *name, const char *what, const char *v,
+	    long long max, uint64_t *out, char *err, size_t len)
+	    __attribute__((warn_unused_result));
 /* A sed s-expression's parts; returns its length, or 0 if unterminated. */
 size_t	 sexpr_scan(const char *s, size_t *re_end, size_t *rp_end)
 	    __attribute__((nonnull));

@@ -21,21 +21,6 @@ struct delay {
 static const char *const delay_keys[] = { "jitter", NULL };
 
 static int
-ms_parse(const char *what, const char *v, uint64_t *out, char *err,
-    size_t len)
-{
-	long long n;
-
-	if (num_parse(v, 0, DELAY_MAX, &n) == -1) {
-		snprintf(err, len, "delay: bad %s '%s' (expected milliseconds, "
-		    "0..%d)", what, v, DELAY_MAX);
-		return -1;
-	}
-	*out = (uint64_t)n;
-	return 0;
-}
-
-static int
 delay_parse(struct tap *t, const char *arg, char *err, size_t len)
 {
 	struct delay *d = calloc(1, sizeof(*d));
@@ -43,7 +28,7 @@ delay_parse(struct tap *t, const char *arg, char *err, size_t len)
 	if (d == NULL)
 		return -1;
 	t->conf = d;
-	return ms_parse("MS", arg, &d->ms, err, len);
+	return ms_parse("delay", "MS", arg, DELAY_MAX, &d->ms, err, len);
 }
 
 static int
@@ -53,7 +38,8 @@ delay_key(struct tap *t, const char *k, const char *v, char *err, size_t len)
 
 	if (strcmp(k, "jitter") != 0)
 		return 1;
-	return ms_parse("jitter", v, &d->jitter, err, len);
+	return ms_parse("delay", "jitter", v, DELAY_MAX, &d->jitter, err,
+	    len);
 }
 
 /* A random number below n (n > 0); quality is not the point here. */

@@ -14,12 +14,13 @@ static int
 reset_parse(struct tap *t, const char *arg, char *err, size_t len)
 {
 	long long ms = 0;
+	uint64_t v;
 
-	if (arg != NULL && num_parse(arg, 0, RESET_MAX, &ms) == -1) {
-		snprintf(err, len, "reset: bad MS '%s' (expected milliseconds, "
-		    "0..%d)", arg, RESET_MAX);
+	if (arg != NULL && ms_parse("reset", "MS", arg, RESET_MAX, &v, err,
+	    len) == -1)
 		return -1;
-	}
+	if (arg != NULL)
+		ms = (long long)v;
 	if ((t->conf = malloc(sizeof(uint64_t))) == NULL)
 		return -1;
 	*(uint64_t *)t->conf = (uint64_t)ms;

@@ -42,17 +42,10 @@ static int
 slice_key(struct tap *t, const char *k, const char *v, char *err, size_t len)
 {
 	struct slice *s = t->conf;
-	long long ms;
 
 	if (strcmp(k, "delay") != 0)
 		return 1;
-	if (num_parse(v, 0, DELAY_MAX, &ms) == -1) {
-		snprintf(err, len, "slice: bad delay '%s' (expected "
-		    "milliseconds, 0..%d)", v, DELAY_MAX);
-		return -1;
-	}
-	s->delay = (uint64_t)ms;
-	return 0;
+	return ms_parse("slice", "delay", v, DELAY_MAX, &s->delay, err, len);
 }
 
 static enum verdict

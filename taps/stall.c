@@ -17,12 +17,13 @@ static int
 stall_parse(struct tap *t, const char *arg, char *err, size_t len)
 {
 	long long ms = -1;
+	uint64_t v;
 
-	if (arg != NULL && num_parse(arg, 0, STALL_MAX, &ms) == -1) {
-		snprintf(err, len, "stall: bad MS '%s' (expected milliseconds, "
-		    "0..%d)", arg, STALL_MAX);
+	if (arg != NULL && ms_parse("stall", "MS", arg, STALL_MAX, &v, err,
+	    len) == -1)
 		return -1;
-	}
+	if (arg != NULL)
+		ms = (long long)v;
 	if ((t->conf = malloc(sizeof(uint64_t))) == NULL)
 		return -1;
 	*(uint64_t *)t->conf = ms < 0 ? STALL_FOREVER : (uint64_t)ms;
