@@ -11,6 +11,16 @@ TPROXY=${TPROXY:-$TOP/tproxy}
 TOOLS=$TOP/tests/tools
 export TPROXY TOP TOOLS
 
+# The test tools use only Python's standard library, and tests/deps.sh
+# installs Debian's python3.  Use that one even when a version manager's
+# shim comes first in PATH: a shim costs about a second per start, and the
+# suites start a few hundred Python tools.
+if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+	mkdir -p "$BATS_RUN_TMPDIR/bin"
+	ln -sf /usr/bin/python3 "$BATS_RUN_TMPDIR/bin/python3"
+	PATH=$BATS_RUN_TMPDIR/bin:$PATH
+fi
+
 # pids to kill in teardown
 PIDS=()
 
