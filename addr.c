@@ -5,10 +5,13 @@
  *   tcp-listen:[HOST:]PORT | tcp-l:[HOST:]PORT | udp-listen:[HOST:]PORT |
  *   udp-l:[HOST:]PORT | unix-listen:PATH | unix-l:PATH |
  *   tcp-tproxy:[HOST:]PORT | udp-tproxy:[HOST:]PORT     (listen side)
- *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo | orig  (target side)
+ *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo | orig[:HOST]
+ *                                                          (target side)
  *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
  *   OPTION = reuseaddr[=0|1] | backlog=N | ipv6only=0|1 | bind=HOST[:PORT] |
- *            spoof | port-map=FROM:TO[;FROM:TO]...
+ *            spoof | port-map=FROM:TO[;FROM:TO]... | proxy-protocol
+ *            (listen) | proxy-from=CIDR[;CIDR]... | proxy-protocol=v1|v2
+ *            (target) | tls and its options
  * This is untrusted input (it may come from scripts); every field is bounded
  * before it is copied, and tests/fuzz/fuzz_addr.c runs it under libFuzzer.
  */
@@ -29,7 +32,8 @@
 #define LISTEN_HELP	"tcp-listen:[HOST:]PORT, udp-listen:[HOST:]PORT, " \
 			"tcp-tproxy:[HOST:]PORT, udp-tproxy:[HOST:]PORT or " \
 			"unix-listen:PATH"
-#define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, orig or echo"
+#define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, orig[:HOST] " \
+			"or echo"
 
 struct type_name {
 	const char	*name;
@@ -58,7 +62,7 @@ static const char *const later_types[] = {
 	NULL,
 };
 static const char *const later_opts[] = {
-	"proxy-protocol", "proxy-from", NULL,
+	NULL,
 };
 
 int
@@ -220,19 +224,23 @@ opts_help(enum addr_type t)
 	case A_TCP_LISTEN:
 	case A_TCP_TPROXY:
 		return "reuseaddr, backlog=N, ipv6only=0|1, bind=HOST[:PORT], "
-		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE";
+		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, "
+		    "proxy-protocol, proxy-from=CIDR[;CIDR]";
 	case A_UDP_LISTEN:
 	case A_UDP_TPROXY:
 		return "reuseaddr, ipv6only=0|1, bind=HOST[:PORT]";
 	case A_UNIX_LISTEN:
-		return "backlog=N";
+		return "backlog=N, proxy-protocol";
 	case A_TCP:
-		return "bind=HOST[:PORT], spoof, tls, verify=0|1";
+		return "bind=HOST[:PORT], spoof, tls, verify=0|1, "
+		    "proxy-protocol=v1|v2";
+	case A_UNIX:
+		return "proxy-protocol=v1|v2";
 	case A_UDP:
 		return "bind=HOST[:PORT], spoof";
 	case A_ORIG:
 		return "spoof, port-map=FROM:TO[;FROM:TO], bind=HOST[:PORT], "
-		    "tls, verify=0|1";
+		    "tls, verify=0|1, proxy-protocol=v1|v2";
 	default:
 		return "no options";
 	}
@@ -267,6 +275,50 @@ portmap_parse(struct addr *a, const char *v)
 			return -1;
 	}
 	return a->nportmap > 0 ? 0 : -1;
+}
+
+/* proxy-from=CIDR[;CIDR]...; returns 0 or -1. */
+static int
+proxyfrom_parse(struct addr *a, const char *v)
+{
+	char one[64];
+
+	while (*v) {
+		size_t n = strcspn(v, ";");
+
+		if (n == 0 || n >= sizeof(one) ||
+		    a->nproxy_from == MAX_PROXY_FROM)
+			return -1;
+		memcpy(one, v, n);
+		one[n] = '\0';
+		if (cidr_parse(one, &a->proxy_from[a->nproxy_from]) == -1)
+			return -1;
+		a->nproxy_from++;
+		v += n;
+		if (*v == ';' && *++v == '\0')
+			return -1;
+	}
+	return a->nproxy_from > 0 ? 0 : -1;
+}
+
+/* orig:HOST: a name, an IPv4 literal, or an IPv6 one (brackets optional). */
+static int
+orig_host_parse(struct addr *a, const char *h, char *err, size_t errlen)
+{
+	char hp[ADDRSTR];
+	unsigned char buf[16];
+	uint16_t port;
+
+	if (*h == '\0') {
+		snprintf(err, errlen, "expected orig:HOST");
+		return -1;
+	}
+	if (inet_pton(AF_INET6, h, buf) == 1)
+		snprintf(hp, sizeof(hp), "[%s]:0", h);
+	else
+		snprintf(hp, sizeof(hp), "%s:0", h);
+	return hostport_parse(hp, 1, 0, a->host, sizeof(a->host), &port, err,
+	    errlen);
 }
 
 /* One OPTION[=VALUE]; returns 0 or -1 with a message. */
@@ -356,6 +408,31 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 	    (a->type == A_TCP || a->type == A_ORIG)) {
 		if (val == NULL || bool_parse(val, &a->verify) == -1)
 			goto badval;
+	} else if (strcasecmp(opt, "proxy-protocol") == 0 &&
+	    addr_is_udp(a->type)) {
+		snprintf(err, errlen, "UDP routes do not take the option "
+		    "'proxy-protocol' (it is for streams)");
+		return -1;
+	} else if (strcasecmp(opt, "proxy-protocol") == 0 && listen_side) {
+		if (bool_parse(val, &a->proxy_protocol) == -1)
+			goto badval;
+	} else if (strcasecmp(opt, "proxy-protocol") == 0 &&
+	    a->type != A_ECHO) {
+		if (val == NULL || (strcasecmp(val, "v1") != 0 &&
+		    strcasecmp(val, "v2") != 0)) {
+			snprintf(err, errlen, "bad value for option "
+			    "'proxy-protocol' (expected v1 or v2)");
+			return -1;
+		}
+		a->proxy_protocol = val[1] - '0';
+	} else if (strcasecmp(opt, "proxy-from") == 0 && listen_side &&
+	    !addr_is_udp(a->type)) {
+		if (val == NULL || proxyfrom_parse(a, val) == -1) {
+			snprintf(err, errlen, "bad value for option "
+			    "'proxy-from' (expected CIDR[;CIDR]..., at most "
+			    "%d)", MAX_PROXY_FROM);
+			return -1;
+		}
 	} else if (in_list(opt, later_opts)) {
 		snprintf(err, errlen, "option '%s' is not supported yet", opt);
 		return -1;
@@ -469,8 +546,12 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 		}
 		strcpy(a->path, params);
 		break;
-	case A_ECHO:
 	case A_ORIG:
+		if (params != NULL && orig_host_parse(a, params, err,
+		    errlen) == -1)
+			return -1;
+		break;
+	case A_ECHO:
 		if (params != NULL) {
 			snprintf(err, errlen, "%s takes no parameters", buf);
 			return -1;
@@ -511,6 +592,11 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 	}
 	if (!a->tls && !a->verify) {
 		snprintf(err, errlen, "verify= needs the tls option");
+		return -1;
+	}
+	if (a->nproxy_from > 0 && !a->proxy_protocol) {
+		snprintf(err, errlen, "proxy-from= needs the proxy-protocol "
+		    "option");
 		return -1;
 	}
 	if (a->key[0] && !a->cert[0]) {
@@ -556,7 +642,8 @@ addr_target_str(const struct addr *a, char *buf, size_t len)
 		snprintf(buf, len, "echo");
 		break;
 	case A_ORIG:
-		snprintf(buf, len, "orig%s", a->spoof ? " (spoof)" : "");
+		snprintf(buf, len, "orig%s%s%s", a->host[0] ? " " : "",
+		    a->host, a->spoof ? " (spoof)" : "");
 		break;
 	default:
 		snprintf(buf, len, "?");

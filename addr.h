@@ -23,6 +23,9 @@ enum addr_type {
 };
 
 #define MAX_PORTMAP	16
+#define MAX_PROXY_FROM	16
+
+#include "parse.h"
 
 struct addr {
 	enum addr_type	 type;
@@ -42,6 +45,10 @@ struct addr {
 	int		 nportmap;
 	char		 bind_host[256];
 	uint16_t	 bind_port;
+	int		 proxy_protocol; /* listen: 1 expects a header; target:
+					   the version written (1 or 2) */
+	struct cidr	 proxy_from[MAX_PROXY_FROM]; /* none: loopback only */
+	int		 nproxy_from;
 };
 
 int	 addr_parse(const char *spec, int listen_side, struct addr *a,

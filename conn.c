@@ -454,6 +454,15 @@ conn_set_ends(struct conn *c, const struct sockname *local,
 }
 
 void
+conn_set_proxied(struct conn *c, const struct sockname *client,
+    const struct sockname *dst)
+{
+	c->f.peer = c->f.client;
+	c->f.client = *client;
+	c->f.dst = *dst;
+}
+
+void
 conn_start(struct conn *c)
 {
 	ev_accept(&c->f);

@@ -89,6 +89,12 @@ size_t	 conn_held(const struct conn *c, enum dir d) __attribute__((nonnull));
 const struct flow *conn_flow(const struct conn *c) __attribute__((nonnull));
 /* The transport fills in what it learns (the SNI). */
 void	 conn_set_sni(struct conn *c, const char *sni) __attribute__((nonnull(1)));
+/*
+ * A PROXY header named the client and where it connected: the real peer
+ * becomes flow's peer.
+ */
+void	 conn_set_proxied(struct conn *c, const struct sockname *client,
+	    const struct sockname *dst) __attribute__((nonnull));
 /* Our address the client reached, and where it meant to go. */
 void	 conn_set_ends(struct conn *c, const struct sockname *local,
 	    const struct sockname *dst) __attribute__((nonnull));

@@ -68,14 +68,23 @@ ev_accept(const struct flow *f)
 	if (opt.verbose > 0) {
 		sockname_str(&f->client, a, sizeof(a));
 		sockname_str(&f->dst, b, sizeof(b));
-		diag("tproxy: #%llu accept %s -> %s",
-		    (unsigned long long)f->id, a, b);
+		if (f->peer.len > 0) {
+			char p[ADDRSTR];
+
+			sockname_str(&f->peer, p, sizeof(p));
+			diag("tproxy: #%llu accept %s -> %s (PROXY header "
+			    "from %s)", (unsigned long long)f->id, a, b, p);
+		} else
+			diag("tproxy: #%llu accept %s -> %s",
+			    (unsigned long long)f->id, a, b);
 	}
 	if (!opt.json)
 		return;
 	json_head("accept", f, f->route);
 	json_addr("src", &f->client);
 	json_addr("dst", &f->dst);
+	if (f->peer.len > 0)
+		json_addr("peer", &f->peer);
 	out_printf("}\n");
 }
 

@@ -36,11 +36,13 @@ route_parse(struct route *r, int id, char **argv, int n)
 	if (addr_parse(argv[1], 0, &r->target, err, sizeof(err)) == -1)
 		usage_error("%s: %s", argv[1], err);
 	if (r->target.type == A_ORIG && r->listen.type != A_TCP_TPROXY &&
-	    r->listen.type != A_UDP_TPROXY && r->listen.type != A_TCP_LISTEN)
+	    r->listen.type != A_UDP_TPROXY && r->listen.type != A_TCP_LISTEN &&
+	    !r->listen.proxy_protocol)
 		usage_error("%s: orig needs a tcp-tproxy, udp-tproxy or "
-		    "tcp-listen (behind an nft redirect) listener", argv[1]);
+		    "tcp-listen (behind an nft redirect) listener, or a "
+		    "proxy-protocol one", argv[1]);
 	if (r->target.type == A_ORIG && r->target.spoof &&
-	    r->listen.type == A_TCP_LISTEN)
+	    r->listen.type == A_TCP_LISTEN && !r->listen.proxy_protocol)
 		usage_error("%s: spoof behind a redirect would reuse the "
 		    "connection's own addresses: use a tcp-tproxy listener",
 		    argv[1]);

@@ -1,8 +1,10 @@
 /*
  * stream.c - the stream transport: TCP and Unix connections, and TLS on
- * either side.  Relay, back-pressure, half-close, splice, the TLS steps
- * (the ClientHello first, then the upstream's handshake, then the
- * client's with a forged certificate).
+ * either side.  Relay, back-pressure, half-close, splice, the PROXY
+ * header (read before anything else on a proxy-protocol listener, written
+ * first toward a proxy-protocol target), the TLS steps (the ClientHello
+ * first, then the upstream's handshake, then the client's with a forged
+ * certificate).
  *
  * Each side owns an output buffer that exists only while bytes wait; a read
  * goes through one shared scratch buffer and is written on at once when the
@@ -29,6 +31,7 @@
 #include "event.h"
 #include "loop.h"
 #include "out.h"
+#include "proxy.h"
 #include "side.h"
 #include "stream.h"
 #include "transparent.h"
@@ -38,6 +41,7 @@
 #define CONNECT_TIMEOUT_MS	10000
 #define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
 #define HELLO_RETRY_MS		20	/* peeking for the rest of a hello */
+#define PROXY_HEADER_MS		3000	/* a PROXY header, whole */
 #define SPLICE_MIN		16384	/* a read this big turns on splice */
 
 /* The stream transport's side of a connection. */
@@ -47,6 +51,9 @@ struct stream {
 	struct tlsinfo	*ti;		/* TLS listeners only (memory) */
 	struct timer	 timer;		/* hello, connect and handshake time */
 	struct timer	 retry;		/* peek at a partial ClientHello again */
+	uint8_t		*pp;		/* the PROXY header read so far */
+	size_t		 pplen;
+	unsigned	 pp_wait:1;	/* reading the client's PROXY header */
 	unsigned	 hello:1;	/* peeking at the client's ClientHello */
 	unsigned	 hello_wait:1;	/* ClientHello incomplete: retry later */
 	unsigned	 passthrough:1;	/* TLS relayed untouched (by SNI) */
@@ -110,6 +117,8 @@ side_can_read(struct stream *st, struct side *s)
 
 	if (s->fd < 0 || s->rd_eof || conn_closed(c))
 		return 0;
+	if (st->pp_wait)
+		return !s->is_server;
 	if (st->hello)
 		return !s->is_server && !st->hello_wait;
 	if (s->is_server && !conn_open(c))
@@ -241,6 +250,7 @@ stream_free(void *tp)
 	struct stream *st = tp;
 
 	free(st->ti);
+	free(st->pp);
 	free(st);
 }
 
@@ -337,6 +347,114 @@ side_read_chunk(struct stream *st, struct side *s)
 	conn_input(st->c, d, scratch, (size_t)n);
 }
 
+/* ------------------------------------------------------------ PROXY header */
+
+/*
+ * Writes the PROXY header (version v) on the upstream socket just
+ * connected: before the client's bytes and before a TLS handshake.  The
+ * socket's send buffer is empty and far larger than a header, so one
+ * send() takes it whole.  Returns 0, or -1 after failing the connection.
+ */
+static int
+proxy_send(struct stream *st, int v)
+{
+	const struct flow *f = conn_flow(st->c);
+	uint8_t hdr[PP_OUT_MAX];
+	char why[ERRLEN];
+	size_t n = pp_build(v, &f->client, &f->dst, hdr);
+	ssize_t w = send(SERVER(st)->fd, hdr, n, MSG_NOSIGNAL);
+
+	if (w == (ssize_t)n)
+		return 0;
+	snprintf(why, sizeof(why), "write PROXY header to upstream: %s",
+	    w < 0 ? strerror(errno) : "short write");
+	conn_fail(st->c, why);
+	return -1;
+}
+
+/* A PROXY header was refused: the accept event (of the real peer), why. */
+static void
+proxy_fail(struct stream *st, const char *why)
+{
+	ev_accept(conn_flow(st->c));
+	conn_fail(st->c, why);
+}
+
+/*
+ * Reads the client's PROXY header.  It peeks at what has come, parses the
+ * header read so far with it, and takes out of the socket only the
+ * header's own bytes: what follows stays there for the ClientHello or the
+ * relay.  Bytes of an incomplete header are all header, so they are taken
+ * too, and the socket wakes us only when more arrive.
+ */
+static void
+proxy_read(struct stream *st)
+{
+	struct conn *c = st->c;
+	struct pp_hdr h;
+	const char *bad = NULL;
+	char why[ERRLEN];
+	ssize_t n;
+	size_t take;
+	int rc;
+
+	if (st->pp == NULL && (st->pp = malloc(PP_MAX)) == NULL) {
+		proxy_fail(st, "out of memory");
+		return;
+	}
+	n = recv(CLIENT(st)->fd, st->pp + st->pplen, PP_MAX - st->pplen,
+	    MSG_PEEK);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		snprintf(why, sizeof(why), n == 0 ? "client closed before "
+		    "its PROXY header" : "read from client: %s",
+		    strerror(errno));
+		proxy_fail(st, why);
+		return;
+	}
+	rc = pp_parse(st->pp, st->pplen + (size_t)n, &h, &bad);
+	if (rc == -1) {
+		snprintf(why, sizeof(why), "refused: %s", bad);
+		proxy_fail(st, why);
+		return;
+	}
+	take = rc == 1 ? h.len - st->pplen : (size_t)n;
+	if (recv(CLIENT(st)->fd, st->pp + st->pplen, take, 0) !=
+	    (ssize_t)take) {
+		proxy_fail(st, "read from client: lost the PROXY header");
+		return;
+	}
+	st->pplen += take;
+	if (rc == 0)
+		return;
+	if (!h.local)
+		conn_set_proxied(c, &h.src, &h.dst);
+	free(st->pp);
+	st->pp = NULL;
+	st->pp_wait = 0;
+	timer_stop(&st->timer);
+	conn_start(c);
+}
+
+/* Returns 1 if route r takes PROXY headers from peer. */
+static int
+proxy_from_ok(const struct route *r, const struct sockname *peer)
+{
+	static const struct cidr lo4 = { AF_INET, { 127 }, 8 };
+	static const struct cidr lo6 = { AF_INET6, { [15] = 1 }, 128 };
+	int i;
+
+	if (peer->ss.ss_family == AF_UNIX)
+		return 1;		/* the socket file's mode decides */
+	if (r->listen.nproxy_from == 0)
+		return cidr_match(&lo4, peer) || cidr_match(&lo6, peer);
+	for (i = 0; i < r->listen.nproxy_from; i++)
+		if (cidr_match(&r->listen.proxy_from[i], peer))
+			return 1;
+	return 0;
+}
+
 /* ------------------------------------------------------------ opening */
 
 static void
@@ -357,6 +475,8 @@ connect_done(struct stream *st)
 		conn_fail(c, why);
 		return;
 	}
+	if (t->proxy_protocol && proxy_send(st, t->proxy_protocol) == -1)
+		return;
 	if (conn_route(c)->target.tls && !st->passthrough) {
 		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
 		    conn_flow(c)->sni, t->host, &conn_flow(c)->server,
@@ -485,6 +605,13 @@ side_io(void *arg, int revents)
 
 	if (conn_closed(c))
 		return;
+	if (st->pp_wait) {
+		if (revents & (POLLIN | POLLHUP | POLLERR))
+			proxy_read(st);
+		if (!conn_closed(c))
+			stream_update(c, st);
+		return;
+	}
 	if (s->is_server && conn_connecting(c)) {
 		if (s->tls.ssl != NULL)
 			upstream_handshake(st);
@@ -554,7 +681,9 @@ timer_fired(struct timer *t)
 	struct stream *st = t->arg;
 	struct conn *c = st->c;
 
-	if (st->hello)
+	if (st->pp_wait)
+		proxy_fail(st, "no whole PROXY header from the client in 3 s");
+	else if (st->hello)
 		conn_fail(c, "no TLS ClientHello from the client in time");
 	else if (conn_connecting(c))
 		conn_fail(c, SERVER(st)->tls.ssl ? "TLS handshake with "
@@ -632,6 +761,23 @@ stream_accept(struct route *r, int fd, const struct sockname *peer)
 	    -1) {
 		conn_close(st->c, "out of memory", 1);
 		return -1;
+	}
+	if (r->listen.proxy_protocol) {
+		/* the header names the client: the accept event waits for it */
+		conn_set_ends(st->c, &local, &dst);
+		if (!proxy_from_ok(r, peer)) {
+			char a[ADDRSTR];
+
+			sockname_host(peer, a, sizeof(a));
+			snprintf(err, sizeof(err), "refused: %s may not send "
+			    "a PROXY header (not in proxy-from=)", a);
+			proxy_fail(st, err);
+			return -1;
+		}
+		st->pp_wait = 1;
+		timer_arm(&st->timer, PROXY_HEADER_MS);
+		stream_update(st->c, st);
+		return 0;
 	}
 	/* behind a redirect, the accept event names the original destination */
 	if (r->target.type == A_ORIG && r->listen.type == A_TCP_LISTEN &&

@@ -40,6 +40,8 @@ struct flow {
 	int		 udp;		/* datagrams: a chunk is one datagram */
 	int		 echo;		/* the target is echo */
 	struct sockname	 client;	/* the client's address */
+	struct sockname	 peer;		/* who sent a PROXY header naming
+					   the client (len 0: none) */
 	struct sockname	 local;		/* our address the client reached */
 	struct sockname	 dst;		/* where the client meant to go */
 	struct sockname	 server;	/* the upstream, once connected */

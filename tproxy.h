@@ -16,6 +16,7 @@
 #include "net.h"
 #include "opts.h"
 #include "out.h"
+#include "proxy.h"
 #include "route.h"
 #include "stream.h"
 #include "tls.h"

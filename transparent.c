@@ -80,8 +80,9 @@ is_own_listener(const struct sockname *sn, int udp)
 
 /*
  * The upstream address for an orig target: the original destination with
- * port-map applied.  Returns 0, or -1 with a reason when it would be one
- * of our own listeners (a loop).
+ * port-map applied (with orig:HOST, that port on HOST).  Returns 0, or -1
+ * with a reason when it would be one of our own listeners (a loop) or
+ * HOST does not resolve.
  */
 int
 orig_target(const struct sockname *dst, int udp, const struct addr *t,
@@ -96,6 +97,9 @@ orig_target(const struct sockname *dst, int udp, const struct addr *t,
 			set_port(to, t->portmap[i][1]);
 			break;
 		}
+	if (t->host[0] != '\0' && net_resolve(t->host, sockname_port(to), 0,
+	    to, err, errlen) == -1)
+		return -1;
 	if (is_own_listener(to, udp)) {
 		sockname_str(to, a, sizeof(a));
 		snprintf(err, errlen, "refused: the original destination %s "
