@@ -110,6 +110,20 @@ orig_target(const struct sockname *dst, int udp, const struct addr *t,
 	return 0;
 }
 
+/* Returns 1 if host names this machine's loopback (127.0.0.0/8, ::1). */
+static int
+host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return strcmp(host, "localhost") == 0;
+}
+
 /* Returns 1 if a route needs CAP_NET_ADMIN after start-up. */
 static int
 needs_netadmin(void)
@@ -246,7 +260,7 @@ void
 print_rules(void)
 {
 	size_t i;
-	int tproxy = 0, nat = 0, fam4 = 0, fam6 = 0;
+	int tproxy = 0, nat = 0, fam4 = 0, fam6 = 0, spoof_local = 0;
 
 	printf("# nftables and policy routing for these routes "
 	    "(run as root; the diverted ports are examples)\n");
@@ -278,7 +292,8 @@ print_rules(void)
 				fam6 = 1;
 			else
 				fam4 = 1;
-		} else if (r->target.type == A_ORIG) {
+		} else if (r->target.type == A_ORIG &&
+		    !r->listen.proxy_protocol) {
 			if (!nat)
 				printf("nft add table inet tproxy_nat\nnft 'add "
 				    "chain inet tproxy_nat prerouting { type nat "
@@ -303,6 +318,20 @@ print_rules(void)
 		printf("ip -6 route add local ::/0 dev lo table 100\n");
 		printf("sysctl -w net.ipv6.conf.all.forwarding=1\n");
 	}
-	if (!tproxy && !nat)
+	for (i = 0; i < nroutes; i++)
+		if (routes[i].target.spoof &&
+		    host_is_loopback(routes[i].target.host))
+			spoof_local = (int)i + 1;
+	if (spoof_local) {
+		/* go-mmproxy's recipe: replies from a local service to a
+		   spoofed client address are delivered back to us */
+		printf("# route %d: spoofed connections to a local service; "
+		    "its replies must come back to tproxy\n", spoof_local);
+		printf("ip rule add from 127.0.0.1/8 iif lo table 123\n");
+		printf("ip route add local 0.0.0.0/0 dev lo table 123\n");
+		printf("ip -6 rule add from ::1/128 iif lo table 123\n");
+		printf("ip -6 route add local ::/0 dev lo table 123\n");
+	}
+	if (!tproxy && !nat && !spoof_local)
 		printf("# no route needs rules: SERVER mode only\n");
 }
