@@ -3,6 +3,7 @@
 
 usage: filt_client.py HOST PORT STEP...      (HOST "unix" and PORT a path:
                                              a Unix stream socket)
+       FILT_BIND=ADDR filt_client.py ...     (connect from ADDR, any port)
 
 Steps, run in order:
   s:TEXT   send TEXT (C escapes: \\r \\n \\t \\xHH \\\\)
@@ -37,7 +38,9 @@ def main():
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(port)
     else:
-        s = socket.create_connection((host, int(port)), timeout=10)
+        bind = os.environ.get('FILT_BIND')
+        s = socket.create_connection((host, int(port)), timeout=10,
+                                     source_address=(bind, 0) if bind else None)
     got = bytearray()
     limit = 5.0
     status = 0
