@@ -12,6 +12,15 @@ bats_require_minimum_version 1.5.0
 
 load helper
 
+# keep the helper's teardown, and remove this test's namespaces after it
+eval "helper_$(declare -f teardown)"
+teardown() {
+	local rc=0
+	helper_teardown || rc=$?
+	relay_down
+	return "$rc"
+}
+
 FC=$TOOLS/filt_client.py
 FS=$TOOLS/filt_server.py
 
@@ -400,4 +409,104 @@ haproxy_run() {
 	contains 'ip -6 rule add from ::1/128 iif lo table 123' "$output"
 	contains 'ip -6 route add local ::/0 dev lo table 123' "$output"
 	lacks 'redirect' "$output"
+}
+
+# --- the relay across two machines (root, network namespaces) ----------------------
+#
+#   client 192.0.2.10/24         entry machine M1            service machine M2
+#          2001:db8:10::10/64  veth-c         veth-s         198.51.100.2/24
+#               eth0 ----------- 192.0.2.1  198.51.100.1 ----- eth0
+#                                2001:db8:10::1  2001:db8:20::1  2001:db8:20::2/64
+#
+# M1 relays ports 80 and 443 to M2:12345 with a v2 header; M2 connects to
+# its local service (127.0.0.1 or ::1, ports 10080 and 10443) from the
+# client's own address, with the rules --print-rules gives.
+
+# relay_up: the three namespaces, their links and addresses, the service
+relay_up() {
+	local n
+	NS_C=tpp-c-$$-$BATS_TEST_NUMBER
+	NS_1=tpp-1-$$-$BATS_TEST_NUMBER
+	NS_2=tpp-2-$$-$BATS_TEST_NUMBER
+	for n in "$NS_C" "$NS_1" "$NS_2"; do
+		ip netns add "$n"
+		ip -n "$n" link set lo up
+	done
+	ip link add veth-c netns "$NS_1" type veth peer name eth0 netns "$NS_C"
+	ip link add veth-s netns "$NS_1" type veth peer name eth0 netns "$NS_2"
+	ip -n "$NS_C" addr add 192.0.2.10/24 dev eth0
+	ip -n "$NS_C" addr add 2001:db8:10::10/64 dev eth0 nodad
+	ip -n "$NS_1" addr add 192.0.2.1/24 dev veth-c
+	ip -n "$NS_1" addr add 2001:db8:10::1/64 dev veth-c nodad
+	ip -n "$NS_1" addr add 198.51.100.1/24 dev veth-s
+	ip -n "$NS_1" addr add 2001:db8:20::1/64 dev veth-s nodad
+	ip -n "$NS_2" addr add 198.51.100.2/24 dev eth0
+	ip -n "$NS_2" addr add 2001:db8:20::2/64 dev eth0 nodad
+	ip -n "$NS_C" link set eth0 up
+	ip -n "$NS_1" link set veth-c up
+	ip -n "$NS_1" link set veth-s up
+	ip -n "$NS_2" link set eth0 up
+	bg ip netns exec "$NS_2" python3 "$TOOLS/tpx_server.py" --tcp 10080 --tcp 10443 \
+		--addr 127.0.0.1 --addr ::1 --ready "$T/service.ready" --log "$T/service.log"
+	wait_for "$T/service.ready" ready 10
+}
+
+relay_down() {
+	local n p
+	for n in "${NS_C:-}" "${NS_1:-}" "${NS_2:-}"; do
+		[ -n "$n" ] && [ -e "/run/netns/$n" ] || continue
+		for p in $(ip netns pids "$n" 2>/dev/null); do
+			kill -KILL "$p" 2>/dev/null || true
+		done
+		ip netns del "$n" 2>/dev/null || true
+	done
+}
+
+# in_ns NS NAME ARGS...: tproxy in namespace NS (its stdout and stderr in
+# $T/NAME.out and $T/NAME.err), waiting until every route listens
+in_ns() {
+	local ns=$1 name=$2 routes=1 a i
+	shift 2
+	for a in "$@"; do [ "$a" = + ] && routes=$((routes + 1)); done
+	ip netns exec "$ns" "$TPROXY" "$@" >"$T/$name.out" 2>"$T/$name.err" &
+	PIDS+=("$!")
+	for ((i = 0; i < 200; i++)); do
+		[ "$(grep -c '^tproxy: listening on' "$T/$name.err")" -ge "$routes" ] && return 0
+		kill -0 "$!" 2>/dev/null || break
+		sleep 0.025
+	done
+	cat "$T/$name.err" >&2
+	return 1
+}
+
+@test "the two-machine relay: the service on M2 sees the client's own address, for both ports, over IPv4 and IPv6" {
+	[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
+	relay_up
+	in_ns "$NS_1" m1 tcp-listen:0.0.0.0:80 tcp:198.51.100.2:12345,proxy-protocol=v2 \
+		+ tcp-listen:0.0.0.0:443 tcp:198.51.100.2:12345,proxy-protocol=v2 \
+		+ tcp-listen:[2001:db8:10::1]:80 tcp:[2001:db8:20::2]:12346,proxy-protocol=v1
+	local m2=(tcp-listen:0.0.0.0:12345,proxy-protocol,proxy-from=198.51.100.1
+		'orig:127.0.0.1,spoof,port-map=80:10080;443:10443'
+		+ tcp-listen:[::]:12346,proxy-protocol,proxy-from=2001:db8:20::1
+		'orig:[::1],spoof,port-map=80:10080')
+	# the service machine's routing, exactly as --print-rules gives it
+	run -0 "$TPROXY" --print-rules "${m2[@]}"
+	echo "$output" | grep -E '^ip (-6 )?(rule|route) add' >"$T/rules"
+	[ "$(wc -l <"$T/rules")" = 4 ]
+	while read -r line; do
+		# shellcheck disable=SC2086 # the words of one printed command
+		ip -n "$NS_2" ${line#ip }
+	done <"$T/rules"
+	in_ns "$NS_2" m2 -v "${m2[@]}"
+
+	run -0 timeout 20 ip netns exec "$NS_C" python3 "$TOOLS/tpx_client.py" tcp 192.0.2.1:80
+	local me
+	me=$(echo "$output" | sed -n 's/^client=//p')
+	contains "peer=$me local=127.0.0.1:10080" "$output"
+	run -0 timeout 20 ip netns exec "$NS_C" python3 "$TOOLS/tpx_client.py" tcp 192.0.2.1:443
+	me=$(echo "$output" | sed -n 's/^client=//p')
+	contains "peer=$me local=127.0.0.1:10443" "$output"
+	run -0 timeout 20 ip netns exec "$NS_C" python3 "$TOOLS/tpx_client.py" tcp '[2001:db8:10::1]:80'
+	me=$(echo "$output" | sed -n 's/^client=//p')
+	contains "peer=$me local=[::1]:10080" "$output"
 }
