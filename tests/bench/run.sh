@@ -12,7 +12,10 @@
 #   THROTTLE=100000m     the rate of the tproxy-throttle row (throttle:RATE, far above the link)
 #   REPS=3               repetitions; tables show the median
 #   PROXIES=...          comma list out of direct,tproxy,tproxy-delay0,tproxy-throttle,
-#                        tproxy-before,socat,haproxy,haproxy-splice,sslsplit
+#                        tproxy-before,socat,haproxy,haproxy-splice,sslsplit, and the
+#                        connrate-only pairs tproxy-pair,tproxy-pair-pp,haproxy-pair,
+#                        haproxy-pair-pp (two instances in a row; -pp: a PROXY v2
+#                        header between them)
 #                        (default: all but tproxy-before, which TPROXY_BEFORE adds; the
 #                        default measures tproxy-delay0,tproxy-throttle in bulk, rr and
 #                        connrate only, a PROXIES that names them in conc too)
@@ -37,7 +40,7 @@ TPROXY_BEFORE=${TPROXY_BEFORE:-}
 THROTTLE=${THROTTLE:-100000m}
 REPS=${REPS:-3}
 PROXIES_GIVEN=${PROXIES:+1}
-PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,socat,haproxy,haproxy-splice,sslsplit}
+PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,socat,haproxy,haproxy-splice,sslsplit,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp}
 # TPROXY_BEFORE selects tproxy-before (rows follow the order of the lists below)
 if [ -n "$TPROXY_BEFORE" ]; then
     case ",$PROXIES," in *,tproxy-before,*) ;; *) PROXIES=$PROXIES,tproxy-before ;; esac
@@ -67,6 +70,8 @@ TCP_PROXIES="direct tproxy tproxy-before tproxy-delay0 tproxy-throttle socat hap
 CONC_PROXIES=$TCP_PROXIES
 [ -n "$PROXIES_GIVEN" ] || CONC_PROXIES="direct tproxy tproxy-before socat haproxy haproxy-splice"
 UDP_PROXIES="direct tproxy tproxy-before socat"
+# two instances in a row, without and with a PROXY v2 header between them
+PAIR_PROXIES="tproxy-pair tproxy-pair-pp haproxy-pair haproxy-pair-pp"
 TLS_PROXIES="direct tproxy tproxy-before sslsplit"
 
 log() { printf '%s\n' "$*" >&2; }
@@ -172,13 +177,15 @@ case $TPROXY_BEFORE in '' | /*) ;; *) TPROXY_BEFORE=$top/${TPROXY_BEFORE#./} ;; 
 declare -A why_not      # proxy -> reason it is not measured
 selected() { case ",$PROXIES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for p in ${PROXIES//,/ }; do
-    case " $TCP_PROXIES sslsplit " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES sslsplit)" ;; esac
+    case " $TCP_PROXIES $PAIR_PROXIES sslsplit " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES sslsplit)" ;; esac
 done
 # the filter each tproxy-FILTER row appends to the route
 declare -A FILTER=([tproxy-delay0]=delay:0 [tproxy-throttle]=throttle:$THROTTLE)
-for p in $TCP_PROXIES; do
+for p in $TCP_PROXIES $PAIR_PROXIES; do
     case $p in
     tproxy | tproxy-delay0 | tproxy-throttle) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
+    tproxy-pair*) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
+    haproxy-pair*) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
     tproxy-before)
         if [ -z "$TPROXY_BEFORE" ]; then why_not[$p]="TPROXY_BEFORE not set"
         elif [ ! -x "$TPROXY_BEFORE" ]; then why_not[$p]="not found ($TPROXY_BEFORE missing)"; fi ;;
@@ -258,8 +265,8 @@ PROXY_ERR=      # why start_proxy failed
 PROXY_STATUS=   # exit status of a proxy that died while starting
 nstarts=0
 
-haproxy_cfg() { # haproxy_cfg FILE LPORT TPORT splice|default
-    local maxpipes=32 maxconn splice=''
+haproxy_cfg() { # haproxy_cfg FILE LPORT TPORT splice|default [BIND-OPTIONS [SERVER-OPTIONS]]
+    local maxpipes=32 maxconn splice='' bopts=${5:+ $5} sopts=${6:+ $6}
     maxconn=$(((nofile - 100 - 2 * maxpipes) / 2))
     [ "$maxconn" -le 100000 ] || maxconn=100000
     [ "$4" = splice ] && splice=$'    option splice-request\n    option splice-response'
@@ -278,11 +285,11 @@ defaults
 $splice
 
 frontend fe
-    bind 127.0.0.1:$2
+    bind 127.0.0.1:$2$bopts
     default_backend be
 
 backend be
-    server s1 127.0.0.1:$3
+    server s1 127.0.0.1:$3$sopts
 EOF
 }
 
@@ -297,6 +304,19 @@ start_proxy() {
     lport=$PORT
     [ "$proto" != tls ] || lproto=tcp
     case $name in
+    tproxy-pair | tproxy-pair-pp | haproxy-pair | haproxy-pair-pp)
+        # the second instance in front of TPORT, then this one in front of it
+        pick_port
+        pair_second "$name" "$PORT" "$tport" || return 1
+        case $name in
+        tproxy-pair) cmd=("$TPROXY" -q "tcp-listen:127.0.0.1:$lport" "tcp:127.0.0.1:$PORT") ;;
+        tproxy-pair-pp) cmd=("$TPROXY" -q "tcp-listen:127.0.0.1:$lport" "tcp:127.0.0.1:$PORT,proxy-protocol=v2") ;;
+        haproxy-pair) cfg=$tmp/haproxy-$lport.cfg; haproxy_cfg "$cfg" "$lport" "$PORT" default
+            cmd=(haproxy -db -f "$cfg") ;;
+        haproxy-pair-pp) cfg=$tmp/haproxy-$lport.cfg
+            haproxy_cfg "$cfg" "$lport" "$PORT" default '' send-proxy-v2
+            cmd=(haproxy -db -f "$cfg") ;;
+        esac ;;
     tproxy | tproxy-*)
         [ "$name" != tproxy-before ] || bin=$TPROXY_BEFORE
         [ -z "${FILTER[$name]:-}" ] || filt=("${FILTER[$name]}")
@@ -349,10 +369,40 @@ start_proxy() {
 }
 
 stop_proxy() {
+    if [ -n "$PROXY_PID2" ]; then
+        kill_tree "$PROXY_PID2"
+        untrack "$PROXY_PID2"
+        PROXY_PID2=''
+    fi
     [ -n "$PROXY_PID" ] || return 0
     kill_tree "$PROXY_PID"
     untrack "$PROXY_PID"
     PROXY_PID=''
+}
+
+# pair_second NAME MPORT TPORT: the second instance of a pair row, on MPORT in
+# front of TPORT (taking a PROXY header for the -pp rows); sets PROXY_PID2
+PROXY_PID2=
+pair_second() {
+    local name=$1 mport=$2 tport=$3 cfg pp='' log=$tmp/pair-$2.log
+    local -a cmd
+    case $name in
+    tproxy-pair*) [ "$name" = tproxy-pair ] || pp=,proxy-protocol
+        cmd=("$TPROXY" -q "tcp-listen:127.0.0.1:$mport$pp" "tcp:127.0.0.1:$tport") ;;
+    haproxy-pair*) cfg=$tmp/haproxy-$mport.cfg
+        [ "$name" = haproxy-pair ] || pp=accept-proxy
+        haproxy_cfg "$cfg" "$mport" "$tport" default "$pp"
+        cmd=(haproxy -db -f "$cfg") ;;
+    esac
+    "${cmd[@]}" >"$log" 2>&1 </dev/null &
+    PROXY_PID2=$!
+    track "$PROXY_PID2"
+    wait_listen tcp "$mport" "$PROXY_PID2" && return 0
+    PROXY_ERR="the second instance did not listen: $(tail -n 2 "$log" | tr '\n' ' ')"
+    kill_tree "$PROXY_PID2"
+    untrack "$PROXY_PID2"
+    PROXY_PID2=''
+    return 1
 }
 
 # proxy_died: 0 if the proxy was running and is gone now (crash during a test)
@@ -599,7 +649,7 @@ sc_rr() {
 
 sc_connrate() {
     local rep p
-    active "$TCP_PROXIES"
+    active "$TCP_PROXIES $PAIR_PROXIES"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
         quiet_check connrate "$rep"
@@ -620,21 +670,29 @@ sc_connrate() {
             stop_proxy
         done
     done
-    active "$TCP_PROXIES"
+    active "$TCP_PROXIES $PAIR_PROXIES"
     local d
     d=$(med "connrate|direct|cps")
     printf '\n## connrate: new TCP connections/s (%s threads, each: connect, 64 B echo, server closes, close; %s s; median of %s)\n\n' \
         "$CONNRATE_THREADS" "$CONNRATE_SECS" "$REPS"
     printf '| proxy | conns/s | x direct | failures (all runs) | cycle p50 us | conns/s runs |\n'
     printf '|---|---:|---:|---:|---:|---|\n'
+    local v fsum
     for p in $ACTIVE; do
-        local v fsum
         v=$(med "connrate|$p|cps")
         fsum=$(lines "${R["connrate|$p|fail"]:-}" | awk '/^[0-9]+$/ { s += $1; n++ } END { print n ? s : "-" }')
         printf '| %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.0f "$v")" "$(ratio "$v" "$d")" "$fsum" \
             "$(fmt %.0f "$(med "connrate|$p|p50")")" "$(runs "connrate|$p|cps")"
     done
-    unavailable_rows "$TCP_PROXIES" 6
+    unavailable_rows "$TCP_PROXIES $PAIR_PROXIES" 6
+    # what the PROXY header costs a pair of instances
+    local a b
+    for a in tproxy haproxy; do
+        b=$(med "connrate|$a-pair|cps")
+        v=$(med "connrate|$a-pair-pp|cps")
+        [ "$b" = - ] || [ "$v" = - ] ||
+            printf '\n%s pair with a PROXY v2 header / without: %s\n' "$a" "$(ratio "$v" "$b")"
+    done
     print_notes connrate
 }
 
