@@ -203,7 +203,9 @@ start_dnsmasq() {
 	kill -0 "$TP_PID"
 	[ "$(received up)" = "$(printf 'first\nsecond')" ]
 	[ "$(count_events accept)" -eq 2 ]
-	[ "$(fd_count "$TP_PID")" -eq $((base + 2)) ]
+	# no socket for the third (on a slow machine the first two may have
+	# expired already: at most two sessions' sockets)
+	[ "$(fd_count "$TP_PID")" -le $((base + 2)) ]
 	# both sessions expire; their upstream sockets go
 	wait_events close 2 15
 	[ "$(fd_count "$TP_PID")" -eq "$base" ]
