@@ -50,8 +50,9 @@ static const char usage_text[] =
 "         tcp-tproxy:[HOST:]PORT   udp-tproxy:[HOST:]PORT   unix-listen:PATH\n"
 "TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   orig   echo\n"
 "Address options (after commas): reuseaddr, backlog=N, ipv6only=0|1,\n"
-"         bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO], tls,\n"
-"         cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, verify=0|1.\n"
+"         bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO], allow-loopback,\n"
+"         tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE,\n"
+"         verify=0|1.\n"
 "         HOST defaults to 127.0.0.1 (0.0.0.0 for *-tproxy); IPv6 as [::1].\n"
 "\n"
 "FILTER:\n";

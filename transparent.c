@@ -81,7 +81,11 @@ is_own_listener(const struct sockname *sn, int udp)
 /*
  * The upstream address for an orig target: the original destination with
  * port-map applied.  Returns 0, or -1 with a reason when it would be one
- * of our own listeners (a loop).
+ * of our own listeners (a loop), or a loopback address without
+ * allow-loopback: no packet routed through a gateway is addressed to one,
+ * so such a destination is a client reaching for this machine's own
+ * loopback services (a packet to 127.0.0.1 behind a redirect rule, or
+ * through a TPROXY rule where route_localnet is set).
  */
 int
 orig_target(const struct sockname *dst, int udp, const struct addr *t,
@@ -101,6 +105,13 @@ orig_target(const struct sockname *dst, int udp, const struct addr *t,
 		snprintf(err, errlen, "refused: the original destination %s "
 		    "is tproxy's own listener (connected directly, not "
 		    "diverted?)", a);
+		return -1;
+	}
+	if (!t->allow_loopback && sockname_is_loopback(dst)) {
+		sockname_str(dst, a, sizeof(a));
+		snprintf(err, errlen, "refused: the original destination %s "
+		    "is a loopback address, which no packet through a gateway "
+		    "is sent to (orig,allow-loopback allows it)", a);
 		return -1;
 	}
 	return 0;

@@ -192,6 +192,16 @@ good_route() {
 	usage_error 'ipv6only=yes' tcp-listen:127.0.0.1:"$GP" echo + 'tcp-listen:[::1]:0,ipv6only=yes' echo
 }
 
+@test "allow-loopback= other than 0 or 1, or allow-loopback on a target other than orig, is a usage error" {
+	good_route
+	usage_error 'allow-loopback=2' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 orig,allow-loopback=2
+	usage_error 'allow-loopback' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 tcp:127.0.0.1:80,allow-loopback
+	usage_error 'allow-loopback' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0,allow-loopback orig
+	# the forms it takes
+	run -0 timeout 10 "$TPROXY" --print-rules tcp-listen:0 orig,allow-loopback + \
+		tcp-listen:0 orig,allow-loopback=1 + tcp-listen:0 orig,allow-loopback=0
+}
+
 @test "a non-numeric --max-conns or --idle-timeout is a usage error" {
 	good_route
 	usage_error '--max-conns' --max-conns=lots tcp-listen:127.0.0.1:"$GP" echo

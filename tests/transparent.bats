@@ -184,6 +184,34 @@ gw_client() {
 	timeout 120 ip netns exec "$NS_G" python3 "$TOOLS/tpx_client.py" "$@"
 }
 
+# gw_loopback_service: the gateway's own services on its loopback
+# addresses (127.0.0.1 and ::1, TCP 80 and UDP 53), which no client should
+# reach through tproxy; what reaches them goes to $T/gwlo.log
+gw_loopback_service() {
+	local i
+	: >"$T/gwlo.log"
+	bg ip netns exec "$NS_G" python3 "$TOOLS/tpx_server.py" --tcp 80 --udp 53 \
+		--addr 127.0.0.1 --addr ::1 --ready "$T/gwlo.ready" \
+		--log "$T/gwlo.log" 2>"$T/gwlo.err"
+	for ((i = 0; i < 200; i++)); do
+		[ -s "$T/gwlo.ready" ] && return 0
+		sleep 0.025
+	done
+	echo "the gateway's loopback service did not start:" >&2
+	cat "$T/gwlo.err" >&2
+	return 1
+}
+
+# client_to_loopback: let the client send to 127.0.0.1 over the wire, as a
+# hostile client can: its loopback without 127.0.0.1/8 (127.0.0.0/8 then
+# follows the default route), and answers from 127.0.0.1 accepted on eth0
+client_to_loopback() {
+	ip -n "$NS_C" addr del 127.0.0.1/8 dev lo
+	ns "$NS_C" sysctl -qw net.ipv4.conf.eth0.route_localnet=1
+	ns "$NS_C" sysctl -qw net.ipv4.conf.all.rp_filter=0
+	ns "$NS_C" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
+}
+
 # field NAME TEXT: the value of the first NAME=VALUE in TEXT
 field() {
 	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1
@@ -602,6 +630,89 @@ teardown() {
 	wait_fd_count "$TP_PID" "$before" 5
 	grep -iE 'loop|itself|own|self|refus' "$T/tproxy.err"
 	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+}
+
+@test "behind a redirect, a client's connection to 127.0.0.1:80 is refused with the reason logged, and never reaches the gateway's loopback" {
+	topo_up redirect
+	gw_loopback_service
+	client_to_loopback
+	gw_tproxy tcp-listen:0.0.0.0:8080 orig log
+	# closed at once, without a byte from the gateway's own service
+	run -0 client refused --count 5 127.0.0.1:80
+	echo "$output"
+	wait_for "$T/tproxy.err" \
+		'refused: the original destination 127\.0\.0\.1:80 is a loopback address'
+	[ ! -s "$T/gwlo.log" ]
+	# other connections go on
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	kill -0 "$TP_PID"
+}
+
+@test "through dual-stack tcp-tproxy and udp-tproxy listeners, loopback original destinations are refused even where route_localnet lets them in" {
+	topo_up
+	# a gateway that accepts 127.0.0.0/8 from the wire (as vethrelay.sh
+	# once set up): TPROXY then delivers such packets to tproxy
+	ns "$NS_G" sysctl -qw net.ipv4.conf.veth-c.route_localnet=1
+	gw_loopback_service
+	client_to_loopback
+	gw_tproxy 'tcp-tproxy:[::]:8080' orig + 'udp-tproxy:[::]:8080' orig
+	run -0 client refused --count 5 127.0.0.1:80
+	echo "$output"
+	run -0 client udp-noreply --count 5 127.0.0.1:53
+	echo "$output"
+	# an IPv4 destination on an IPv6 socket is ::ffff:127.0.0.1
+	wait_for "$T/tproxy.err" \
+		'original destination (\[::ffff:)?127\.0\.0\.1\]?:80 is a loopback address'
+	wait_for "$T/tproxy.err" \
+		'original destination (\[::ffff:)?127\.0\.0\.1\]?:53 is a loopback address'
+	[ ! -s "$T/gwlo.log" ]
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	run -0 client udp --msg after 203.0.113.10:53
+	echo "$output"
+	udp_reply "$output" after
+}
+
+@test "the gateway's own connections to 127.0.0.1:80 and [::1]:80, redirected to tproxy, are refused as loopback destinations" {
+	topo_up none
+	gw_loopback_service
+	ns "$NS_G" nft -f - <<-'EOF'
+	table inet tpxout {
+		chain out {
+			type nat hook output priority -100;
+			meta skuid nobody tcp dport 80 redirect to :8080
+		}
+	}
+	EOF
+	gw_tproxy tcp-listen:0.0.0.0:8080 orig + 'tcp-listen:[::]:8080,ipv6only=1' orig
+	# only the client's connections (as nobody) are redirected, not
+	# tproxy's own (a loop, were it to connect); the client is bash's
+	# /dev/tcp, which nobody can run: it prints what it receives until
+	# the connection ends
+	for dst in 127.0.0.1 ::1; do
+		run --separate-stderr timeout 10 ip netns exec "$NS_G" setpriv \
+			--reuid=nobody --regid=nogroup --clear-groups bash -c \
+			'exec 3<>"/dev/tcp/$1/80" && cat <&3' gw-client "$dst"
+		echo "$dst: status $status, output: $output, stderr: $stderr"
+		# ended by tproxy, without a byte
+		[ "$status" -ne 124 ]
+		[ -z "$output" ]
+	done
+	wait_for "$T/tproxy.err" 'original destination 127\.0\.0\.1:80 is a loopback address'
+	wait_for "$T/tproxy.err" 'original destination \[::1\]:80 is a loopback address'
+	[ ! -s "$T/gwlo.log" ]
+}
+
+@test "orig,allow-loopback relays to a loopback original destination, as the user asked" {
+	topo_up redirect
+	gw_loopback_service
+	client_to_loopback
+	gw_tproxy tcp-listen:0.0.0.0:8080 orig,allow-loopback
+	run -0 client tcp --msg allowed 127.0.0.1:80
+	echo "$output"
+	[ "$(field local "${lines[1]}")" = 127.0.0.1:80 ]
+	[ "${lines[2]}" = allowed ]
+	grep -q 'local=127\.0\.0\.1:80$' "$T/gwlo.log"
+	run -1 grep 'loopback' "$T/tproxy.err"
 }
 
 @test "--user=nobody with tcp-tproxy and plain orig keeps no capability and still works" {
