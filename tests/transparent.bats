@@ -146,14 +146,15 @@ topo_down() {
 }
 
 # gw_tproxy ARGS...: start tproxy in the gateway namespace with stdout in
-# $T/tproxy.out and stderr in $T/tproxy.err; wait until every route
-# listens.  Sets TP_PID.
+# $T/tproxy.out and stderr in $T/tproxy.err (through the command GW_PRE,
+# an array, when set); wait until every route listens.  Sets TP_PID.
 gw_tproxy() {
 	local routes=1 a i
 	for a in "$@"; do [ "$a" = + ] && routes=$((routes + 1)); done
 	# not through ns(): a function in the background is a subshell, and
 	# TP_PID must be tproxy itself (ip netns exec execs it)
-	ip netns exec "$NS_G" "$TPROXY" "$@" >"$T/tproxy.out" 2>"$T/tproxy.err" &
+	ip netns exec "$NS_G" ${GW_PRE[@]+"${GW_PRE[@]}"} "$TPROXY" "$@" \
+		>"$T/tproxy.out" 2>"$T/tproxy.err" &
 	TP_PID=$!
 	PIDS+=("$TP_PID")
 	for ((i = 0; i < 200; i++)); do
@@ -227,6 +228,37 @@ cap_field() {
 	awk -v n="$2:" '$1 == n { print $2 }' "/proc/$1/status"
 }
 
+# cap_copy CAPS: a copy of $TPROXY in $T/cap with the file capabilities
+# CAPS (setcap), which nobody can run: sets CAP_BIN, and GW_PRE so that
+# gw_tproxy starts it as nobody without inheritable capabilities.  The
+# directories above it that others cannot search get o+x until teardown.
+cap_copy() {
+	local d
+	mkdir -m 755 "$T/cap"
+	cp "$TPROXY" "$T/cap/tproxy"
+	chmod 755 "$T/cap/tproxy"
+	setcap "$1" "$T/cap/tproxy"
+	CAP_BIN=$T/cap/tproxy
+	d=$T
+	while [ "$d" != / ]; do
+		if [ "$(( $(stat -c '%#a' "$d") & 1 ))" = 0 ]; then
+			chmod o+x "$d"
+			SEARCHABLE+=("$d")
+		fi
+		d=$(dirname "$d")
+	done
+	GW_PRE=(setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all)
+}
+
+# caps_of PID: "Uid CapInh CapPrm CapEff CapAmb NoNewPrivs" of PID, for a
+# failed test to show
+caps_of() {
+	echo "Uid $(awk '$1 == "Uid:" { print $2 }' "/proc/$1/status")" \
+		"$(cap_field "$1" CapInh) $(cap_field "$1" CapPrm)" \
+		"$(cap_field "$1" CapEff) $(cap_field "$1" CapAmb)" \
+		"$(cap_field "$1" NoNewPrivs) bnd $(cap_field "$1" CapBnd)"
+}
+
 # wait_dropped PID: 0 once PID runs as nobody (tproxy drops privileges after
 # binding, maybe just after it says it listens)
 wait_dropped() {
@@ -293,6 +325,8 @@ teardown_file() {
 
 setup() {
 	helper_setup
+	GW_PRE=()
+	SEARCHABLE=()
 	NS_C=tpx-c-$$
 	NS_G=tpx-g-$$
 	NS_S=tpx-s-$$
@@ -303,7 +337,7 @@ setup() {
 }
 
 teardown() {
-	local rc=0
+	local rc=0 d
 	# a failed test shows what tproxy said
 	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
 		echo "--- tproxy stderr:"
@@ -315,6 +349,9 @@ teardown() {
 	fi
 	helper_teardown || rc=$?
 	topo_down "$NS_C" "$NS_G" "$NS_S"
+	for d in "${SEARCHABLE[@]}"; do
+		chmod o-x "$d" || rc=1
+	done
 	return "$rc"
 }
 
@@ -756,6 +793,64 @@ teardown() {
 	[ "$(field data "${lines[1]}")" = dropped ]
 	[ "$(cap_field "$TP_PID" CapBnd)" = 0000000000001400 ]
 	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+}
+
+@test "with file capabilities, as nobody, tproxy keeps none once a tcp-tproxy and a port-81 listener are bound, and still relays" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service+ep
+	# IP_TRANSPARENT on the listener needs CAP_NET_ADMIN, port 81
+	# CAP_NET_BIND_SERVICE: neither once they are bound
+	TPROXY=$CAP_BIN gw_tproxy tcp-tproxy:8080 orig + tcp-listen:198.51.100.1:81 tcp:203.0.113.11:80
+	caps_of "$TP_PID"
+	[ "$(awk '$1 == "Uid:" { print $2, $3, $4, $5 }' "/proc/$TP_PID/status")" = "65534 65534 65534 65534" ]
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" CapInh)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" CapAmb)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	run -0 client tcp --msg low 198.51.100.1:81
+	echo "$output"
+	[ "$(field local "${lines[1]}")" = 203.0.113.11:80 ]
+	[ "${lines[2]}" = low ]
+	# not root: no word about running as root
+	run -1 grep 'as root' "$T/tproxy.err"
+}
+
+@test "with file capabilities, as nobody, orig,spoof keeps only CAP_NET_ADMIN and still spoofs" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service+ep
+	TPROXY=$CAP_BIN gw_tproxy tcp-tproxy:8080 orig,spoof
+	caps_of "$TP_PID"
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+	through_tcp 203.0.113.10:80 '198\.51\.100\.2:[0-9]+'
+	[ "$PEER" = "$CLIENT" ]
+}
+
+@test "with file capabilities, as nobody, udp-tproxy keeps CAP_NET_ADMIN and CAP_NET_BIND_SERVICE and answers from port 53" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service+ep
+	TPROXY=$CAP_BIN gw_tproxy udp-tproxy:8080 orig
+	caps_of "$TP_PID"
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000001400 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000001400 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+	run -0 client udp --msg capped 203.0.113.10:53
+	echo "$output"
+	udp_reply "$output" capped
+}
+
+@test "with file capabilities that include CAP_SETPCAP, tproxy also empties the bounding set of what it does not keep" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service,cap_setpcap+ep
+	TPROXY=$CAP_BIN gw_tproxy tcp-tproxy:8080 orig,spoof
+	caps_of "$TP_PID"
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" CapBnd)" = 0000000000001000 ]
+	through_tcp 203.0.113.10:80 '198\.51\.100\.2:[0-9]+'
 }
 
 @test "tcp-tproxy without CAP_NET_ADMIN exits 1 saying which capability and how to grant it" {
