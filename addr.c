@@ -9,9 +9,9 @@
  *                                                          (target side)
  *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
  *   OPTION = reuseaddr[=0|1] | backlog=N | ipv6only=0|1 | bind=HOST[:PORT] |
- *            spoof | port-map=FROM:TO[;FROM:TO]... | proxy-protocol
- *            (listen) | proxy-from=CIDR[;CIDR]... | proxy-protocol=v1|v2
- *            (target) | tls and its options
+ *            spoof | port-map=FROM:TO[;FROM:TO]... | allow-loopback[=0|1] |
+ *            proxy-protocol (listen) | proxy-from=CIDR[;CIDR]... |
+ *            proxy-protocol=v1|v2 (target) | tls and its options
  * This is untrusted input (it may come from scripts); every field is bounded
  * before it is copied, and tests/fuzz/fuzz_addr.c runs it under libFuzzer.
  */
@@ -239,8 +239,8 @@ opts_help(enum addr_type t)
 	case A_UDP:
 		return "bind=HOST[:PORT], spoof";
 	case A_ORIG:
-		return "spoof, port-map=FROM:TO[;FROM:TO], bind=HOST[:PORT], "
-		    "tls, verify=0|1, proxy-protocol=v1|v2";
+		return "spoof, port-map=FROM:TO[;FROM:TO], allow-loopback, "
+		    "bind=HOST[:PORT], tls, verify=0|1, proxy-protocol=v1|v2";
 	default:
 		return "no options";
 	}
@@ -364,6 +364,12 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 			goto badval;
 		if (val == NULL)
 			a->spoof = 1;
+	} else if (strcasecmp(opt, "allow-loopback") == 0 &&
+	    a->type == A_ORIG) {
+		if (val != NULL && bool_parse(val, &a->allow_loopback) == -1)
+			goto badval;
+		if (val == NULL)
+			a->allow_loopback = 1;
 	} else if (strcasecmp(opt, "port-map") == 0 && a->type == A_ORIG) {
 		if (val == NULL || portmap_parse(a, val) == -1) {
 			snprintf(err, errlen, "bad value for option 'port-map' "

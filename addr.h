@@ -37,6 +37,7 @@ struct addr {
 	int		 ipv6only;	/* -1 unset */
 	int		 has_bind;
 	int		 spoof;		/* connect from the client's address */
+	int		 allow_loopback; /* orig: to a loopback destination too */
 	int		 tls;		/* TLS on this side */
 	int		 verify;	/* target: check the upstream (default 1) */
 	char		 cert[256], key[256], keylog[256];

@@ -1,6 +1,7 @@
 /*
  * sockname.c - socket addresses as text and numbers: "127.0.0.1:8080",
- * "[::1]:80", a Unix path; the host alone; the port.
+ * "[::1]:80", a Unix path; the host alone; the port; whether it is a
+ * loopback address.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -70,4 +71,24 @@ sockname_port(const struct sockname *sn)
 	if (sn->ss.ss_family == AF_INET6)
 		return ntohs(s6->sin6_port);
 	return 0;
+}
+
+/*
+ * Returns 1 if sn is a loopback address: 127.0.0.0/8, ::1, or an IPv4
+ * loopback address mapped into IPv6 (::ffff:127.0.0.0/104).
+ */
+int
+sockname_is_loopback(const struct sockname *sn)
+{
+	const struct sockaddr_in *s4 = (const void *)&sn->ss;
+	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
+
+	if (sn->ss.ss_family == AF_INET)
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	if (sn->ss.ss_family != AF_INET6)
+		return 0;
+	if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return 1;
+	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+	    s6->sin6_addr.s6_addr[12] == 127;
 }

@@ -21,5 +21,8 @@ void	 sockname_str(const struct sockname *sn, char *buf, size_t len)
 void	 sockname_host(const struct sockname *sn, char *buf, size_t len)
 	    __attribute__((nonnull));
 uint16_t sockname_port(const struct sockname *sn) __attribute__((nonnull));
+/* 1 for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104; else 0. */
+int	 sockname_is_loopback(const struct sockname *sn)
+	    __attribute__((nonnull));
 
 #endif /* SOCKNAME_H */

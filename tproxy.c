@@ -40,7 +40,9 @@ static const char usage_text[] =
 "      --max-conns=N        at most N connections or UDP sessions at once\n"
 "      --udp-timeout=SECS   end a UDP session idle for SECS seconds (default 60)\n"
 "      --user=NAME          drop privileges to NAME after binding, keeping\n"
-"                           only CAP_NET_ADMIN if spoof or udp-tproxy need it\n"
+"                           only the capabilities the routes need (spoof and\n"
+"                           udp-tproxy: CAP_NET_ADMIN; udp-tproxy and bind= a\n"
+"                           port below 1024: CAP_NET_BIND_SERVICE)\n"
 "      --print-rules        print the nft and ip rules the routes need, exit\n"
 "      --ca-cert=FILE --ca-key=FILE\n"
 "                           the CA that signs forged certificates (default:\n"
@@ -50,9 +52,9 @@ static const char usage_text[] =
 "         tcp-tproxy:[HOST:]PORT   udp-tproxy:[HOST:]PORT   unix-listen:PATH\n"
 "TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   orig[:HOST]   echo\n"
 "Address options (after commas): reuseaddr, backlog=N, ipv6only=0|1,\n"
-"         bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO], tls,\n"
-"         cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, verify=0|1,\n"
-"         proxy-protocol[,proxy-from=CIDR[;CIDR]] (listen),\n"
+"         bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO], allow-loopback,\n"
+"         tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE,\n"
+"         verify=0|1, proxy-protocol[,proxy-from=CIDR[;CIDR]] (listen),\n"
 "         proxy-protocol=v1|v2 (target).\n"
 "         HOST defaults to 127.0.0.1 (0.0.0.0 for *-tproxy); IPv6 as [::1].\n"
 "\n"
@@ -340,7 +342,7 @@ main(int argc, char **argv)
 	if (pw != NULL)
 		priv_drop(pw);
 	else
-		priv_check();
+		priv_limit();
 	routes_announce();
 	out_on_drain(conn_update_all);
 	out_flush();

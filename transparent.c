@@ -1,7 +1,8 @@
 /*
  * transparent.c - TPROXY mode: the original destination of a connection,
  * the guard against connecting to ourselves, privileges kept after
- * --user, and the firewall rules a route needs (--print-rules).
+ * start-up (with --user, or from file capabilities), and the firewall
+ * rules a route needs (--print-rules).
  *
  * Where the original destination comes from:
  *   tcp-tproxy, udp-tproxy  the local address of the accepted socket (or of
@@ -81,8 +82,13 @@ is_own_listener(const struct sockname *sn, int udp)
 /*
  * The upstream address for an orig target: the original destination with
  * port-map applied (with orig:HOST, that port on HOST).  Returns 0, or -1
- * with a reason when it would be one of our own listeners (a loop) or
- * HOST does not resolve.
+ * with a reason when HOST does not resolve, when it would be one of our
+ * own listeners (a loop), or when the original destination is a loopback
+ * address without allow-loopback: no packet routed through a gateway is
+ * addressed to one, so such a destination is a client reaching for this
+ * machine's own loopback services (a packet to 127.0.0.1 behind a redirect
+ * rule, or through a TPROXY rule where route_localnet is set).  orig:HOST
+ * names its host itself: the check is for addresses the packet gave.
  */
 int
 orig_target(const struct sockname *dst, int udp, const struct addr *t,
@@ -105,6 +111,14 @@ orig_target(const struct sockname *dst, int udp, const struct addr *t,
 		snprintf(err, errlen, "refused: the original destination %s "
 		    "is tproxy's own listener (connected directly, not "
 		    "diverted?)", a);
+		return -1;
+	}
+	if (!t->allow_loopback && t->host[0] == '\0' &&
+	    sockname_is_loopback(dst)) {
+		sockname_str(dst, a, sizeof(a));
+		snprintf(err, errlen, "refused: the original destination %s "
+		    "is a loopback address, which no packet through a gateway "
+		    "is sent to (orig,allow-loopback allows it)", a);
 		return -1;
 	}
 	return 0;
@@ -153,7 +167,7 @@ have_netadmin(void)
 }
 
 /* Exits 1 when a route will need CAP_NET_ADMIN that we do not have. */
-void
+static void
 priv_check(void)
 {
 	if (needs_netadmin() && !have_netadmin()) {
@@ -164,28 +178,46 @@ priv_check(void)
 	}
 }
 
-/* Returns 1 if a route binds reply sockets to original destinations. */
+/*
+ * Returns 1 if a route binds a port below 1024 after start-up: udp-tproxy's
+ * reply sockets (bound to the original destination, DNS's 53 say), or a
+ * target's bind=HOST:PORT.
+ */
 static int
 needs_bind_service(void)
 {
 	size_t i;
 
-	for (i = 0; i < nroutes; i++)
-		if (routes[i].listen.type == A_UDP_TPROXY)
+	for (i = 0; i < nroutes; i++) {
+		const struct addr *t = &routes[i].target;
+
+		if (routes[i].listen.type == A_UDP_TPROXY ||
+		    (t->has_bind && t->bind_port > 0 && t->bind_port < 1024))
 			return 1;
+	}
 	return 0;
 }
 
 /*
- * Switches to the user (after binding) and keeps CAP_NET_ADMIN only when a
- * route needs it after start-up (spoof, udp-tproxy), and CAP_NET_BIND_SERVICE
- * when udp-tproxy replies from a port below 1024; no capability otherwise.
- * Exits 1 on failure.
+ * The capabilities the routes need after start-up, in keep[]: none, or
+ * CAP_NET_ADMIN, CAP_NET_BIND_SERVICE or both.  Returns how many.
  */
+static int
+caps_needed(cap_value_t keep[2])
+{
+	int n = 0;
+
+	if (needs_netadmin())
+		keep[n++] = CAP_NET_ADMIN;
+	if (needs_bind_service())
+		keep[n++] = CAP_NET_BIND_SERVICE;
+	return n;
+}
+
 /*
  * Drops from the capability bounding set every capability but keep[0..n),
  * so none can come back (through a file capability, say).  Needs
- * CAP_SETPCAP: done before the user changes.  Returns 0 or -1.
+ * CAP_SETPCAP.  Returns 0 or -1.
  */
 static int
 bound_drop(const cap_value_t *keep, int n)
@@ -203,34 +235,46 @@ bound_drop(const cap_value_t *keep, int n)
 	return 0;
 }
 
+/*
+ * Makes keep[0..n) the whole permitted and effective sets; nothing
+ * inheritable, and so nothing ambient.  Returns 0 or -1.
+ */
+static int
+caps_set(const cap_value_t *keep, int n)
+{
+	cap_t caps;
+	int rc = -1;
+
+	if ((caps = cap_init()) == NULL)
+		return -1;
+	if (n == 0 || (cap_set_flag(caps, CAP_PERMITTED, n, keep, CAP_SET) ==
+	    0 && cap_set_flag(caps, CAP_EFFECTIVE, n, keep, CAP_SET) == 0))
+		rc = cap_set_proc(caps);
+	cap_free(caps);
+	return rc;
+}
+
+/*
+ * Switches to the user (after binding) and keeps only the capabilities
+ * that the routes need after start-up (caps_needed()), in the bounding set
+ * too; sets no_new_privs.  Exits 1 on failure.
+ */
 void
 priv_drop(const struct passwd *pw)
 {
-	cap_value_t keepcaps[2] = { CAP_NET_ADMIN, CAP_NET_BIND_SERVICE };
-	int keep = needs_netadmin(), nkeep = needs_bind_service() ? 2 : 1;
-	cap_t caps;
+	cap_value_t keep[2];
+	int n = caps_needed(keep);
 
-	if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
+	if (n > 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
 		goto fail;
-	if (bound_drop(keep ? keepcaps : NULL, keep ? nkeep : 0) == -1)
+	if (bound_drop(keep, n) == -1)
 		goto fail;
 	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1)
 		goto fail;
-	if ((caps = cap_init()) == NULL)
+	if (caps_set(keep, n) == -1)
 		goto fail;
-	if (keep && (cap_set_flag(caps, CAP_PERMITTED, nkeep, keepcaps,
-	    CAP_SET) == -1 || cap_set_flag(caps, CAP_EFFECTIVE, nkeep,
-	    keepcaps, CAP_SET) == -1)) {
-		cap_free(caps);
-		goto fail;
-	}
-	if (cap_set_proc(caps) == -1) {
-		cap_free(caps);
-		goto fail;
-	}
-	cap_free(caps);
-	if (keep)
+	if (n > 0)
 		(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 	/* nothing we exec or become can gain privileges again */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
@@ -238,6 +282,53 @@ priv_drop(const struct passwd *pw)
 	return;
 fail:
 	diag_err("tproxy: --user=%s: cannot drop privileges: %s", pw->pw_name,
+	    strerror(errno));
+	exit(1);
+}
+
+/*
+ * Without --user, after binding.  As root: says so, once (not with -q).
+ * Otherwise a binary given file capabilities (setcap) keeps, of those it
+ * has, only the ones the routes still need (caps_needed()), in its
+ * permitted and effective sets, and in the bounding set too when it holds
+ * CAP_SETPCAP; no_new_privs is set.  Exits 1 when a route needs
+ * CAP_NET_ADMIN that we lack, or when the capabilities cannot be changed.
+ */
+void
+priv_limit(void)
+{
+	cap_value_t need[2], keep[2];
+	cap_flag_value_t v;
+	cap_t cur;
+	int i, n, nkeep = 0, setpcap = 0;
+
+	priv_check();
+	if (geteuid() == 0) {
+		diag("tproxy: running as root: --user=NAME would drop root "
+		    "after binding and keep only the capabilities the routes "
+		    "need");
+		return;
+	}
+	if ((cur = cap_get_proc()) == NULL)
+		goto fail;
+	n = caps_needed(need);
+	for (i = 0; i < n; i++)
+		if (cap_get_flag(cur, need[i], CAP_PERMITTED, &v) == 0 &&
+		    v == CAP_SET)
+			keep[nkeep++] = need[i];
+	if (cap_get_flag(cur, CAP_SETPCAP, CAP_EFFECTIVE, &v) == 0 &&
+	    v == CAP_SET)
+		setpcap = 1;
+	cap_free(cur);
+	if (setpcap && bound_drop(keep, nkeep) == -1)
+		goto fail;
+	if (caps_set(keep, nkeep) == -1)
+		goto fail;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		goto fail;
+	return;
+fail:
+	diag_err("tproxy: cannot drop the capabilities no route needs: %s",
 	    strerror(errno));
 	exit(1);
 }

@@ -20,8 +20,9 @@ int	 orig_lookup(int fd, const struct sockname *local,
 int	 orig_target(const struct sockname *dst, int udp, const struct addr *t,
 	    struct sockname *to, char *err, size_t errlen)
 	    __attribute__((nonnull));
-void	 priv_check(void);
+/* After binding: to --user's user, or (without it) limit what we keep. */
 void	 priv_drop(const struct passwd *pw) __attribute__((nonnull));
+void	 priv_limit(void);
 void	 print_rules(void);
 
 #endif /* TRANSPARENT_H */

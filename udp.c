@@ -30,6 +30,7 @@
 #include "net.h"
 #include "opts.h"
 #include "out.h"
+#include "transparent.h"
 #include "udp.h"
 
 #define UDP_BATCH	64
@@ -350,6 +351,23 @@ session_reply_socket(struct session *ss)
 	return 0;
 }
 
+/*
+ * Returns 1 (the session failed, with the reason) when orig refuses the
+ * original destination, before a reply socket is bound to that address.
+ */
+static int
+session_refused(struct session *ss)
+{
+	struct sockname to;
+	char err[ERRLEN];
+
+	if (ss->r->target.type != A_ORIG || orig_target(&ss->dst, 1,
+	    &ss->r->target, &to, err, sizeof(err)) == 0)
+		return 0;
+	conn_fail(ss->c, err);
+	return 1;
+}
+
 /* A new session for a datagram from peer to dst; NULL if none can be. */
 static struct session *
 session_new(struct route *r, const struct sockname *peer,
@@ -380,6 +398,8 @@ session_new(struct route *r, const struct sockname *peer,
 	h = name_hash(peer, dst);
 	ss->hnext = table[h];
 	table[h] = ss;
+	if (r->listen.type == A_UDP_TPROXY && session_refused(ss))
+		return NULL;
 	if (r->listen.type == A_UDP_TPROXY && session_reply_socket(ss) == -1)
 		return NULL;
 	c = ss->c;

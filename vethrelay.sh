@@ -6,8 +6,16 @@
 # an nftables table of its own (inet vethrelay) that diverts the lab ports
 # arriving on the veth to tproxy's port, policy routing (fwmark 1 -> table
 # 100 -> local) for IPv4 and IPv6, and the sysctls (rp_filter loose or off on
-# the veth, route_localnet, ip_forward).  Every change is written to a state
-# file first, so teardown undoes exactly what setup did and nothing else.
+# the veth, ip_forward).  Every change is written to a state file first, so
+# teardown undoes exactly what setup did and nothing else.
+#
+# It fails closed: while nothing listens on tproxy's port, the diverted
+# traffic is dropped (a tproxy statement that finds no socket lets the packet
+# go on, to be routed to its destination uninspected); --fail-open keeps that.
+#
+# route_localnet is left alone: TPROXY does not need it (the diverted
+# packets are addressed to other hosts), and with it a client's packets to
+# 127.0.0.1 would be accepted from the veth and diverted too.
 #
 # It works in the network namespace it is started in (ip netns exec NS ...).
 # The state file name carries that namespace's inode number, and the objects
@@ -27,6 +35,7 @@ PORT=8080
 DPORTS=""
 STATEDIR=/run/vethrelay
 CMD=""
+FAILMODE=closed
 
 ADDR4=198.51.100.1/24
 ADDR6=2001:db8:100::1/64
@@ -36,17 +45,23 @@ NFTABLE=vethrelay
 
 usage() {
 	cat <<EOF
-usage: $PROG setup|status|teardown [-h] [-i NAME] [-p PORT] [-d PORT]... [-s DIR]
+usage: $PROG setup|status|teardown [-h] [--fail-open] [-i NAME] [-p PORT]
+       [-d PORT]... [-s DIR]
 
   setup     create the veth pair NAME/peer with $ADDR4 and
             $ADDR6 on NAME, the nftables table inet $NFTABLE
             (TCP and UDP, IPv4 and IPv6), ip rules fwmark $MARK lookup $RTABLE with
             local routes in table $RTABLE, and the sysctls TPROXY needs; a second
-            setup changes nothing
+            setup changes nothing.  Diverted traffic is dropped while nothing
+            listens on PORT (it fails closed)
   status    show what is set up (exit 0), or say it is not (exit 3)
   teardown  undo exactly what setup did; without a setup, nothing to do
 
   -h        print this help and exit
+  --fail-open
+            let diverted traffic go on to its destination, uninspected,
+            while nothing listens on PORT (what the nft tproxy statement
+            alone does); the default drops it
   -i NAME   host end of the veth (default tpx0, or \$VETH); the peer is NAME
             with its trailing number plus one (tpx0 -> tpx1), else NAME + "p"
   -p PORT   the port tproxy listens on (default 8080)
@@ -117,6 +132,10 @@ parse_args() {
 			usage
 			exit 0
 			;;
+		--fail-open)
+			FAILMODE=open
+			shift
+			;;
 		-i | -p | -d | -s)
 			[ $# -ge 2 ] || usage_err "option $1 needs an argument"
 			case $1 in
@@ -168,6 +187,7 @@ parse_args() {
 #
 #   token UUID            the mark on the veth's alias and the table's comment
 #   config VETH PEER PORT DPORT...
+#   mode closed|open      diverted traffic dropped while nothing listens, or not
 #   statedir              created the state directory (removed if left empty)
 #   link VETH             created the veth pair
 #   lo-up                 brought lo up (the local routes need it)
@@ -178,7 +198,9 @@ parse_args() {
 #   route 4|6             added ip [-6] route local default dev lo table 100
 #   complete              setup finished
 #
-# Teardown reads it bottom-up.  It is parsed, never sourced.
+# Teardown reads it bottom-up.  It is parsed, never sourced, and every record
+# is checked (state_check) before anything is done with it: the names under
+# /proc/sys that teardown writes come from it.
 
 # record WORD...: append a record to the state file
 record() {
@@ -193,6 +215,60 @@ state_get() {
 # state_has KEY: 0 when the state file has a KEY record
 state_has() {
 	grep -q "^$1\( \|\$\)" "$STATE"
+}
+
+# sysctl_key_ok KEY: 0 when KEY is one that setup records: ip_forward, or
+# a per-device key of net/ipv4/conf it changes (directly, or as a side
+# effect of ip_forward; route_localnet from an earlier version)
+sysctl_key_ok() {
+	local dev
+	case $1 in
+	net/ipv4/ip_forward) return 0 ;;
+	net/ipv4/conf/*/rp_filter | net/ipv4/conf/*/route_localnet | \
+		net/ipv4/conf/*/forwarding | net/ipv4/conf/*/accept_redirects)
+		dev=${1#net/ipv4/conf/}
+		dev=${dev%/*}
+		ifname_ok "$dev"
+		;;
+	*) return 1 ;;
+	esac
+}
+
+# state_check: err unless every record of the state file has the form
+# setup writes, for this veth; nothing is done with a state file that fails
+state_check() {
+	local n=0 line kind a b
+	while IFS= read -r line; do
+		n=$((n + 1))
+		read -r kind a b <<<"$line" || true
+		case $kind in
+		'' | '#'*) continue ;;
+		token)
+			[[ $a =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]] &&
+				[ -z "$b" ] && continue
+			;;
+		config)
+			[ "$a" = "$VETH" ] && [[ $b =~ ^[A-Za-z0-9_.-]+( [0-9]{1,5})+$ ]] &&
+				[ "${b%% *}" = "$PEER" ] && continue
+			;;
+		mode)
+			case $a in open | closed) [ -z "$b" ] && continue ;; esac
+			;;
+		link)
+			[ "$a" = "$VETH" ] && [ -z "$b" ] && continue
+			;;
+		rule | route)
+			case $a in 4 | 6) [ -z "$b" ] && continue ;; esac
+			;;
+		sysctl)
+			sysctl_key_ok "$a" && [[ $b =~ ^-?[0-9]{1,10}$ ]] && continue
+			;;
+		statedir | lo-up | lo-addr4 | nft | complete)
+			[ -z "$a" ] && continue
+			;;
+		esac
+		err "$STATE, line $n: not a record setup writes; refusing to use it: $line"
+	done <"$STATE"
 }
 
 # link_alias DEV: the alias of DEV, empty if none or no such device
@@ -236,6 +312,7 @@ route_exists() {
 # namespace it was written in is gone (or everything was removed by hand).
 load_state() {
 	[ -f "$STATE" ] || return 1
+	state_check
 	TOKEN=$(state_get token)
 	STALE=""
 	if [ -z "$TOKEN" ] || { ! ours_link && ! ours_table; }; then
@@ -302,6 +379,10 @@ nft_script() {
 					"$VETH" "$proto" "$p" "$fam" "$PORT" "$MARK"
 			done
 		done
+		# reached only when no socket took the packet
+		[ "$FAILMODE" = open ] ||
+			printf '\t\tiifname "%s" meta l4proto { tcp, udp } th dport %s drop\n' \
+				"$VETH" "$p"
 	done
 	printf '\t}\n}\n'
 }
@@ -318,7 +399,7 @@ rollback() {
 }
 
 do_setup() {
-	local fam dst cfg made_dir=""
+	local fam dst cfg mode made_dir=""
 	if load_state; then
 		if [ -n "$STALE" ]; then
 			warn "removing stale state $STATE (nothing it made is left here)"
@@ -328,8 +409,10 @@ do_setup() {
 		else
 			echo "$PROG: already set up ($STATE); nothing changed"
 			read -r -a cfg <<<"$(state_get config)"
-			if [ "$VETH $PEER $PORT $DPORTS" != "${cfg[*]}" ]; then
-				echo "$PROG: it diverts port(s) ${cfg[*]:3} to ${cfg[2]}; to change that, teardown first"
+			mode=$(state_get mode)
+			if [ "$VETH $PEER $PORT $DPORTS" != "${cfg[*]}" ] ||
+				[ "$FAILMODE" != "${mode:-open}" ]; then
+				echo "$PROG: it diverts port(s) ${cfg[*]:3} to ${cfg[2]} and fails ${mode:-open}; to change that, teardown first"
 			fi
 			return 0
 		fi
@@ -347,6 +430,7 @@ do_setup() {
 		echo "# $PROG state for net:[$NETNS]: what setup changed, undone bottom-up"
 		echo "token $TOKEN"
 		echo "config $VETH $PEER $PORT $DPORTS"
+		echo "mode $FAILMODE"
 		[ -z "$made_dir" ] || echo statedir
 	} >"$STATE" || err "cannot write $STATE"
 
@@ -368,7 +452,6 @@ do_setup() {
 	sysctl_set "net/ipv4/conf/$VETH/rp_filter" 0
 	[ "$(sysctl_get net/ipv4/conf/all/rp_filter)" = 1 ] &&
 		sysctl_set net/ipv4/conf/all/rp_filter 2
-	sysctl_set "net/ipv4/conf/$VETH/route_localnet" 1
 	forward_on
 
 	record nft
@@ -394,6 +477,7 @@ do_setup() {
 	cat <<EOF
 $PROG: set up $VETH ($ADDR4, $ADDR6) with peer $PEER; state in $STATE
 TCP and UDP to port(s) $DPORTS arriving on $VETH go to port $PORT.
+$(fail_text)
 Run tproxy here:
   tproxy tcp-tproxy:$PORT orig log + udp-tproxy:$PORT orig log
 Clients: $PEER is the other end (move it into a namespace, give it an
@@ -401,6 +485,21 @@ address in ${ADDR4%.*/*}.0/24 with default route via ${ADDR4%/*}).
 To divert another port too (443 here):
   nft add rule inet $NFTABLE prerouting 'iifname "$VETH" meta l4proto { tcp, udp } th dport 443 tproxy to :$PORT meta mark set $MARK accept'
 EOF
+	if [ "$FAILMODE" = closed ]; then
+		cat <<EOF
+  nft add rule inet $NFTABLE prerouting 'iifname "$VETH" meta l4proto { tcp, udp } th dport 443 drop'
+EOF
+	fi
+}
+
+# fail_text [MODE [PORT]]: what happens to diverted traffic while nothing
+# listens
+fail_text() {
+	if [ "${1:-$FAILMODE}" = open ]; then
+		echo "While nothing listens on port ${2:-$PORT}, it goes on to its destination uninspected (--fail-open)."
+	else
+		echo "While nothing listens on port ${2:-$PORT}, it is dropped (fails closed; --fail-open lets it through)."
+	fi
 }
 
 # --- teardown ---------------------------------------------------------------
@@ -500,6 +599,8 @@ do_status() {
 		echo "$PROG: partly set up: setup did not finish (state $STATE); run teardown"
 	fi
 	echo "config: $(state_get config | awk '{ printf "veth %s peer %s port %s divert", $1, $2, $3; for (i = 4; i <= NF; i++) printf " %s", $i }')"
+	a=$(state_get mode)
+	fail_text "${a:-open}" "$(state_get config | awk '{ print $3 }')"
 	echo
 	echo "== veth"
 	ip addr show dev "$VETH" 2>&1 || true
@@ -507,7 +608,7 @@ do_status() {
 	echo
 	echo "== sysctls"
 	for a in "net/ipv4/conf/$VETH/rp_filter" net/ipv4/conf/all/rp_filter \
-		"net/ipv4/conf/$VETH/route_localnet" net/ipv4/ip_forward; do
+		net/ipv4/ip_forward; do
 		if [ -e "/proc/sys/$a" ]; then
 			echo "$(sysctl_name "$a") = $(cat "/proc/sys/$a")"
 		fi

@@ -192,6 +192,16 @@ good_route() {
 	usage_error 'ipv6only=yes' tcp-listen:127.0.0.1:"$GP" echo + 'tcp-listen:[::1]:0,ipv6only=yes' echo
 }
 
+@test "allow-loopback= other than 0 or 1, or allow-loopback on a target other than orig, is a usage error" {
+	good_route
+	usage_error 'allow-loopback=2' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 orig,allow-loopback=2
+	usage_error 'allow-loopback' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0 tcp:127.0.0.1:80,allow-loopback
+	usage_error 'allow-loopback' tcp-listen:127.0.0.1:"$GP" echo + tcp-listen:0,allow-loopback orig
+	# the forms it takes
+	run -0 timeout 10 "$TPROXY" --print-rules tcp-listen:0 orig,allow-loopback + \
+		tcp-listen:0 orig,allow-loopback=1 + tcp-listen:0 orig,allow-loopback=0
+}
+
 @test "a non-numeric --max-conns or --idle-timeout is a usage error" {
 	good_route
 	usage_error '--max-conns' --max-conns=lots tcp-listen:127.0.0.1:"$GP" echo
@@ -579,9 +589,50 @@ good_route() {
 	start_tproxy tcp-listen:0 tcp:127.0.0.1:"$SPORT"
 	run -0 python3 "$CLIENT" 127.0.0.1 "$PORT" 's:plain\n' 'u:plain\n' shut eof
 	run -0 cat "$T/tproxy.err"
-	[ "${#lines[@]}" -eq 1 ]
+	# the start-up lines only: where it listens, and as root, that it
+	# runs as root
+	if [ "$(id -u)" -eq 0 ]; then
+		[ "${#lines[@]}" -eq 2 ]
+		matches '^tproxy: running as root' "$output"
+	else
+		[ "${#lines[@]}" -eq 1 ]
+	fi
 	matches '^tproxy: listening on ' "$output"
 	[ ! -s "$T/tproxy.out" ]
+}
+
+@test "run as root without --user, tproxy says once on stderr that it runs as root and how not to" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+	start_tproxy tcp-listen:0 echo + tcp-listen:0 echo
+	run -0 grep -c 'running as root' "$T/tproxy.err"
+	[ "$output" -eq 1 ]
+	run -0 grep 'running as root' "$T/tproxy.err"
+	matches '^tproxy: running as root: .*--user=NAME' "$output"
+}
+
+@test "with -q or --user, or as another user, nothing is said about root" {
+	local fp real
+	[ "$(id -u)" -eq 0 ] || skip "needs root (to start tproxy as root and as nobody)"
+	fp=$(free_port)
+	"$TPROXY" -q tcp-listen:127.0.0.1:"$fp" echo >"$T/tproxy.out" 2>"$T/tproxy.err" &
+	TP_PID=$!
+	PIDS+=("$TP_PID")
+	wait_listening "$fp"
+	run -0 python3 "$CLIENT" 127.0.0.1 "$fp" 's:q\n' 'u:q\n' shut eof
+	[ ! -s "$T/tproxy.err" ] || {
+		cat "$T/tproxy.err" >&2
+		return 1
+	}
+	stop_tproxy
+	start_tproxy --user=nobody tcp-listen:0 echo
+	run -1 grep 'as root' "$T/tproxy.err"
+	stop_tproxy
+	# start_tproxy runs "$TPROXY" ARGS: here setpriv, which runs tproxy
+	real=$TPROXY
+	TPROXY=setpriv start_tproxy --reuid=nobody --regid=nogroup --clear-groups \
+		"$real" tcp-listen:0 echo
+	run -1 grep 'as root' "$T/tproxy.err"
+	grep -q '^tproxy: listening on ' "$T/tproxy.err"
 }
 
 @test "long options also take their value as the next argument" {

@@ -146,14 +146,15 @@ topo_down() {
 }
 
 # gw_tproxy ARGS...: start tproxy in the gateway namespace with stdout in
-# $T/tproxy.out and stderr in $T/tproxy.err; wait until every route
-# listens.  Sets TP_PID.
+# $T/tproxy.out and stderr in $T/tproxy.err (through the command GW_PRE,
+# an array, when set); wait until every route listens.  Sets TP_PID.
 gw_tproxy() {
 	local routes=1 a i
 	for a in "$@"; do [ "$a" = + ] && routes=$((routes + 1)); done
 	# not through ns(): a function in the background is a subshell, and
 	# TP_PID must be tproxy itself (ip netns exec execs it)
-	ip netns exec "$NS_G" "$TPROXY" "$@" >"$T/tproxy.out" 2>"$T/tproxy.err" &
+	ip netns exec "$NS_G" ${GW_PRE[@]+"${GW_PRE[@]}"} "$TPROXY" "$@" \
+		>"$T/tproxy.out" 2>"$T/tproxy.err" &
 	TP_PID=$!
 	PIDS+=("$TP_PID")
 	for ((i = 0; i < 200; i++)); do
@@ -184,6 +185,34 @@ gw_client() {
 	timeout 120 ip netns exec "$NS_G" python3 "$TOOLS/tpx_client.py" "$@"
 }
 
+# gw_loopback_service: the gateway's own services on its loopback
+# addresses (127.0.0.1 and ::1, TCP 80 and UDP 53), which no client should
+# reach through tproxy; what reaches them goes to $T/gwlo.log
+gw_loopback_service() {
+	local i
+	: >"$T/gwlo.log"
+	bg ip netns exec "$NS_G" python3 "$TOOLS/tpx_server.py" --tcp 80 --udp 53 \
+		--addr 127.0.0.1 --addr ::1 --ready "$T/gwlo.ready" \
+		--log "$T/gwlo.log" 2>"$T/gwlo.err"
+	for ((i = 0; i < 200; i++)); do
+		[ -s "$T/gwlo.ready" ] && return 0
+		sleep 0.025
+	done
+	echo "the gateway's loopback service did not start:" >&2
+	cat "$T/gwlo.err" >&2
+	return 1
+}
+
+# client_to_loopback: let the client send to 127.0.0.1 over the wire, as a
+# hostile client can: its loopback without 127.0.0.1/8 (127.0.0.0/8 then
+# follows the default route), and answers from 127.0.0.1 accepted on eth0
+client_to_loopback() {
+	ip -n "$NS_C" addr del 127.0.0.1/8 dev lo
+	ns "$NS_C" sysctl -qw net.ipv4.conf.eth0.route_localnet=1
+	ns "$NS_C" sysctl -qw net.ipv4.conf.all.rp_filter=0
+	ns "$NS_C" sysctl -qw net.ipv4.conf.eth0.rp_filter=0
+}
+
 # field NAME TEXT: the value of the first NAME=VALUE in TEXT
 field() {
 	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1
@@ -197,6 +226,37 @@ re() {
 # cap_field PID NAME: NAME (CapEff, CapPrm, Uid...) from /proc/PID/status
 cap_field() {
 	awk -v n="$2:" '$1 == n { print $2 }' "/proc/$1/status"
+}
+
+# cap_copy CAPS: a copy of $TPROXY in $T/cap with the file capabilities
+# CAPS (setcap), which nobody can run: sets CAP_BIN, and GW_PRE so that
+# gw_tproxy starts it as nobody without inheritable capabilities.  The
+# directories above it that others cannot search get o+x until teardown.
+cap_copy() {
+	local d
+	mkdir -m 755 "$T/cap"
+	cp "$TPROXY" "$T/cap/tproxy"
+	chmod 755 "$T/cap/tproxy"
+	setcap "$1" "$T/cap/tproxy"
+	CAP_BIN=$T/cap/tproxy
+	d=$T
+	while [ "$d" != / ]; do
+		if [ "$(( $(stat -c '%#a' "$d") & 1 ))" = 0 ]; then
+			chmod o+x "$d"
+			SEARCHABLE+=("$d")
+		fi
+		d=$(dirname "$d")
+	done
+	GW_PRE=(setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all)
+}
+
+# caps_of PID: "Uid CapInh CapPrm CapEff CapAmb NoNewPrivs" of PID, for a
+# failed test to show
+caps_of() {
+	echo "Uid $(awk '$1 == "Uid:" { print $2 }' "/proc/$1/status")" \
+		"$(cap_field "$1" CapInh) $(cap_field "$1" CapPrm)" \
+		"$(cap_field "$1" CapEff) $(cap_field "$1" CapAmb)" \
+		"$(cap_field "$1" NoNewPrivs) bnd $(cap_field "$1" CapBnd)"
 }
 
 # wait_dropped PID: 0 once PID runs as nobody (tproxy drops privileges after
@@ -265,6 +325,8 @@ teardown_file() {
 
 setup() {
 	helper_setup
+	GW_PRE=()
+	SEARCHABLE=()
 	NS_C=tpx-c-$$
 	NS_G=tpx-g-$$
 	NS_S=tpx-s-$$
@@ -275,7 +337,7 @@ setup() {
 }
 
 teardown() {
-	local rc=0
+	local rc=0 d
 	# a failed test shows what tproxy said
 	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
 		echo "--- tproxy stderr:"
@@ -287,6 +349,9 @@ teardown() {
 	fi
 	helper_teardown || rc=$?
 	topo_down "$NS_C" "$NS_G" "$NS_S"
+	for d in "${SEARCHABLE[@]}"; do
+		chmod o-x "$d" || rc=1
+	done
 	return "$rc"
 }
 
@@ -604,6 +669,89 @@ teardown() {
 	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
 }
 
+@test "behind a redirect, a client's connection to 127.0.0.1:80 is refused with the reason logged, and never reaches the gateway's loopback" {
+	topo_up redirect
+	gw_loopback_service
+	client_to_loopback
+	gw_tproxy tcp-listen:0.0.0.0:8080 orig log
+	# closed at once, without a byte from the gateway's own service
+	run -0 client refused --count 5 127.0.0.1:80
+	echo "$output"
+	wait_for "$T/tproxy.err" \
+		'refused: the original destination 127\.0\.0\.1:80 is a loopback address'
+	[ ! -s "$T/gwlo.log" ]
+	# other connections go on
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	kill -0 "$TP_PID"
+}
+
+@test "through dual-stack tcp-tproxy and udp-tproxy listeners, loopback original destinations are refused even where route_localnet lets them in" {
+	topo_up
+	# a gateway that accepts 127.0.0.0/8 from the wire (as vethrelay.sh
+	# once set up): TPROXY then delivers such packets to tproxy
+	ns "$NS_G" sysctl -qw net.ipv4.conf.veth-c.route_localnet=1
+	gw_loopback_service
+	client_to_loopback
+	gw_tproxy 'tcp-tproxy:[::]:8080' orig + 'udp-tproxy:[::]:8080' orig
+	run -0 client refused --count 5 127.0.0.1:80
+	echo "$output"
+	run -0 client udp-noreply --count 5 127.0.0.1:53
+	echo "$output"
+	# an IPv4 destination on an IPv6 socket is ::ffff:127.0.0.1
+	wait_for "$T/tproxy.err" \
+		'original destination (\[::ffff:)?127\.0\.0\.1\]?:80 is a loopback address'
+	wait_for "$T/tproxy.err" \
+		'original destination (\[::ffff:)?127\.0\.0\.1\]?:53 is a loopback address'
+	[ ! -s "$T/gwlo.log" ]
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	run -0 client udp --msg after 203.0.113.10:53
+	echo "$output"
+	udp_reply "$output" after
+}
+
+@test "the gateway's own connections to 127.0.0.1:80 and [::1]:80, redirected to tproxy, are refused as loopback destinations" {
+	topo_up none
+	gw_loopback_service
+	ns "$NS_G" nft -f - <<-'EOF'
+	table inet tpxout {
+		chain out {
+			type nat hook output priority -100;
+			meta skuid nobody tcp dport 80 redirect to :8080
+		}
+	}
+	EOF
+	gw_tproxy tcp-listen:0.0.0.0:8080 orig + 'tcp-listen:[::]:8080,ipv6only=1' orig
+	# only the client's connections (as nobody) are redirected, not
+	# tproxy's own (a loop, were it to connect); the client is bash's
+	# /dev/tcp, which nobody can run: it prints what it receives until
+	# the connection ends
+	for dst in 127.0.0.1 ::1; do
+		run --separate-stderr timeout 10 ip netns exec "$NS_G" setpriv \
+			--reuid=nobody --regid=nogroup --clear-groups bash -c \
+			'exec 3<>"/dev/tcp/$1/80" && cat <&3' gw-client "$dst"
+		echo "$dst: status $status, output: $output, stderr: $stderr"
+		# ended by tproxy, without a byte
+		[ "$status" -ne 124 ]
+		[ -z "$output" ]
+	done
+	wait_for "$T/tproxy.err" 'original destination 127\.0\.0\.1:80 is a loopback address'
+	wait_for "$T/tproxy.err" 'original destination \[::1\]:80 is a loopback address'
+	[ ! -s "$T/gwlo.log" ]
+}
+
+@test "orig,allow-loopback relays to a loopback original destination, as the user asked" {
+	topo_up redirect
+	gw_loopback_service
+	client_to_loopback
+	gw_tproxy tcp-listen:0.0.0.0:8080 orig,allow-loopback
+	run -0 client tcp --msg allowed 127.0.0.1:80
+	echo "$output"
+	[ "$(field local "${lines[1]}")" = 127.0.0.1:80 ]
+	[ "${lines[2]}" = allowed ]
+	grep -q 'local=127\.0\.0\.1:80$' "$T/gwlo.log"
+	run -1 grep 'loopback' "$T/tproxy.err"
+}
+
 @test "--user=nobody with tcp-tproxy and plain orig keeps no capability and still works" {
 	topo_up
 	gw_tproxy --user=nobody tcp-tproxy:8080 orig
@@ -645,6 +793,64 @@ teardown() {
 	[ "$(field data "${lines[1]}")" = dropped ]
 	[ "$(cap_field "$TP_PID" CapBnd)" = 0000000000001400 ]
 	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+}
+
+@test "with file capabilities, as nobody, tproxy keeps none once a tcp-tproxy and a port-81 listener are bound, and still relays" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service+ep
+	# IP_TRANSPARENT on the listener needs CAP_NET_ADMIN, port 81
+	# CAP_NET_BIND_SERVICE: neither once they are bound
+	TPROXY=$CAP_BIN gw_tproxy tcp-tproxy:8080 orig + tcp-listen:198.51.100.1:81 tcp:203.0.113.11:80
+	caps_of "$TP_PID"
+	[ "$(awk '$1 == "Uid:" { print $2, $3, $4, $5 }' "/proc/$TP_PID/status")" = "65534 65534 65534 65534" ]
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" CapInh)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" CapAmb)" = 0000000000000000 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	run -0 client tcp --msg low 198.51.100.1:81
+	echo "$output"
+	[ "$(field local "${lines[1]}")" = 203.0.113.11:80 ]
+	[ "${lines[2]}" = low ]
+	# not root: no word about running as root
+	run -1 grep 'as root' "$T/tproxy.err"
+}
+
+@test "with file capabilities, as nobody, orig,spoof keeps only CAP_NET_ADMIN and still spoofs" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service+ep
+	TPROXY=$CAP_BIN gw_tproxy tcp-tproxy:8080 orig,spoof
+	caps_of "$TP_PID"
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+	through_tcp 203.0.113.10:80 '198\.51\.100\.2:[0-9]+'
+	[ "$PEER" = "$CLIENT" ]
+}
+
+@test "with file capabilities, as nobody, udp-tproxy keeps CAP_NET_ADMIN and CAP_NET_BIND_SERVICE and answers from port 53" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service+ep
+	TPROXY=$CAP_BIN gw_tproxy udp-tproxy:8080 orig
+	caps_of "$TP_PID"
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000001400 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000001400 ]
+	[ "$(cap_field "$TP_PID" NoNewPrivs)" = 1 ]
+	run -0 client udp --msg capped 203.0.113.10:53
+	echo "$output"
+	udp_reply "$output" capped
+}
+
+@test "with file capabilities that include CAP_SETPCAP, tproxy also empties the bounding set of what it does not keep" {
+	topo_up
+	cap_copy cap_net_admin,cap_net_bind_service,cap_setpcap+ep
+	TPROXY=$CAP_BIN gw_tproxy tcp-tproxy:8080 orig,spoof
+	caps_of "$TP_PID"
+	[ "$(cap_field "$TP_PID" CapEff)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" CapPrm)" = 0000000000001000 ]
+	[ "$(cap_field "$TP_PID" CapBnd)" = 0000000000001000 ]
+	through_tcp 203.0.113.10:80 '198\.51\.100\.2:[0-9]+'
 }
 
 @test "tcp-tproxy without CAP_NET_ADMIN exits 1 saying which capability and how to grant it" {

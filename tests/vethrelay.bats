@@ -130,7 +130,8 @@ client_ns() {
 }
 
 # write_tools: $T/listen.py, a transparent listener on port 8080
-# (tcp4|tcp6|udp4) printing what it sees, and $T/client.py
+# (tcp4|tcp6|udp4) printing what it sees, and $T/client.py PROTO HOST PORT
+# [TIMEOUT]
 write_tools() {
 	cat >"$T/listen.py" <<'EOF'
 import socket, sys
@@ -174,18 +175,57 @@ EOF
 	cat >"$T/client.py" <<'EOF'
 import socket, sys
 proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 5
 if proto == "tcp":
-    c = socket.create_connection((host, port), timeout=5)
+    c = socket.create_connection((host, port), timeout=timeout)
     c.sendall(b"ping")
     print("got", c.recv(100).decode())
 else:
     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.settimeout(5)
+    c.settimeout(timeout)
     c.connect((host, port))
     c.send(b"ping")
     data, src = c.recvfrom(100)
     print("got %s from %s:%d" % (data.decode(), src[0], src[1]))
 EOF
+}
+
+# server_ns: the real 203.0.113.9 in a namespace $SNS of its own behind a
+# second veth of $NS (via 192.0.2.9), answering TCP and UDP on port 80
+# with "server" and writing "tcp" or "udp" to $T/server.out for each
+server_ns() {
+	ns_add SNS tpx-vrs
+	in_ns "$NS" ip link add up0 type veth peer name up1 netns "$SNS"
+	ip -n "$NS" addr add 192.0.2.1/24 dev up0
+	ip -n "$NS" link set up0 up
+	ip -n "$NS" route add 203.0.113.0/24 via 192.0.2.9
+	ip -n "$SNS" link set lo up
+	ip -n "$SNS" addr add 192.0.2.9/24 dev up1
+	ip -n "$SNS" addr add 203.0.113.9/32 dev lo
+	ip -n "$SNS" link set up1 up
+	ip -n "$SNS" route add default via 192.0.2.1
+	cat >"$T/both.py" <<'EOF'
+import select, socket
+t = socket.create_server(("203.0.113.9", 80))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("203.0.113.9", 80))
+print("listening", flush=True)
+while True:
+    r, _, _ = select.select([t, u], [], [], 60)
+    if not r:
+        break
+    if t in r:
+        c, _ = t.accept()
+        print("tcp", flush=True)
+        c.sendall(b"server")
+        c.close()
+    if u in r:
+        data, src = u.recvfrom(100)
+        print("udp", flush=True)
+        u.sendto(b"server", src)
+EOF
+	bg in_ns "$SNS" python3 "$T/both.py" >"$T/server.out" 2>&1
+	wait_for "$T/server.out" '^listening' 10
 }
 
 # listen MODE: start the listener in $NS, wait until it listens
@@ -214,6 +254,8 @@ listen() {
 	matches "type filter hook prerouting priority mangle; policy accept;" "$output"
 	matches "meta l4proto \{ tcp, udp \} socket transparent 1 meta mark set (0x0*)?1 accept" "$output"
 	tproxy_rules "$output" tpx0 8080 80
+	# fails closed: what no socket took is dropped
+	matches 'iifname "tpx0" meta l4proto \{ tcp, udp \} th dport 80 drop' "$output"
 	run -0 ip -n "$NS" rule
 	contains "fwmark 0x1 lookup 100" "$output"
 	run -0 ip -n "$NS" -6 rule
@@ -224,7 +266,9 @@ listen() {
 	matches "^local default dev lo " "$output"
 	[ "$(sysctl_of "$NS" net/ipv4/conf/tpx0/rp_filter)" = 0 ]
 	[ "$(sysctl_of "$NS" net/ipv4/conf/all/rp_filter)" = 2 ]
-	[ "$(sysctl_of "$NS" net/ipv4/conf/tpx0/route_localnet)" = 1 ]
+	# TPROXY does not need route_localnet, which would let in packets to
+	# 127.0.0.0/8 from the veth
+	[ "$(sysctl_of "$NS" net/ipv4/conf/tpx0/route_localnet)" = 0 ]
 	[ "$(sysctl_of "$NS" net/ipv4/ip_forward)" = 1 ]
 
 	# and what status tells
@@ -238,8 +282,9 @@ listen() {
 	[ "$(grep -c '^local default dev lo ' <<<"$output")" = 2 ]
 	contains "net.ipv4.conf.tpx0.rp_filter = 0" "$output"
 	contains "net.ipv4.conf.all.rp_filter = 2" "$output"
-	contains "net.ipv4.conf.tpx0.route_localnet = 1" "$output"
+	lacks "route_localnet" "$output"
 	contains "net.ipv4.ip_forward = 1" "$output"
+	contains "it is dropped (fails closed" "$output"
 	contains "setup changed net.ipv4.conf.all.rp_filter from 1" "$output"
 }
 
@@ -573,6 +618,113 @@ listen() {
 	wait "$LISTEN_PID"
 	run -0 cat "$T/listen.out"
 	matches "^udp from 198\.51\.100\.2:[0-9]+ to 203\.0\.113\.9:80 ping$" "$output"
+}
+
+@test "with setup done and nothing listening, diverted TCP and UDP from the client namespace do not reach the server" {
+	run -0 vr setup
+	client_ns
+	write_tools
+	server_ns
+	# the server can be reached on a port that is not diverted... (81 is
+	# not served: a refusal is an answer from it)
+	run ! timeout 10 ip netns exec "$CNS" python3 "$T/client.py" tcp 203.0.113.9 81 2
+	[[ $output == *"efused"* ]]
+	# ...but what is diverted to the empty port 8080 is dropped
+	run ! timeout 10 ip netns exec "$CNS" python3 "$T/client.py" tcp 203.0.113.9 80 2
+	echo "$output"
+	[[ $output == *"timed out"* ]]
+	run ! timeout 10 ip netns exec "$CNS" python3 "$T/client.py" udp 203.0.113.9 80 2
+	echo "$output"
+	run -0 cat "$T/server.out"
+	[ "$output" = listening ]
+	run -0 vr status
+	contains "it is dropped (fails closed" "$output"
+}
+
+@test "with --fail-open and nothing listening, diverted TCP and UDP go on to the server uninspected" {
+	run -0 vr --fail-open setup
+	contains "--fail-open" "$output"
+	run -0 in_ns "$NS" nft list table inet vethrelay
+	lacks " drop" "$output"
+	client_ns
+	write_tools
+	server_ns
+	run -0 timeout 10 ip netns exec "$CNS" python3 "$T/client.py" tcp 203.0.113.9 80
+	[ "$output" = "got server" ]
+	run -0 timeout 10 ip netns exec "$CNS" python3 "$T/client.py" udp 203.0.113.9 80
+	[ "$output" = "got server from 203.0.113.9:80" ]
+	run -0 cat "$T/server.out"
+	[ "$output" = $'listening\ntcp\nudp' ]
+	run -0 vr status
+	contains "uninspected (--fail-open)" "$output"
+}
+
+@test "with --fail-open, setup twice changes nothing and teardown restores the namespace exactly" {
+	settle "$NS"
+	snapshot "$NS" >"$T/before"
+	run -0 vr --fail-open setup
+	settle "$NS"
+	snapshot "$NS" >"$T/once"
+	run -0 vr --fail-open setup
+	contains "nothing changed" "$output"
+	lacks "teardown first" "$output"
+	snapshot "$NS" >"$T/twice"
+	same "$T/once" "$T/twice"
+	# a setup that would fail closed says how to get there
+	run -0 vr setup
+	contains "fails open; to change that, teardown first" "$output"
+	run -0 vr teardown
+	snapshot "$NS" >"$T/after"
+	same "$T/before" "$T/after"
+}
+
+@test "a client's connection to 127.0.0.1:80 over the veth is not diverted (no route_localnet)" {
+	run -0 vr setup
+	client_ns
+	write_tools
+	listen tcp4
+	# a client that sends to 127.0.0.1 over the wire: its own loopback
+	# without 127.0.0.1, and answers from 127.0.0.1 accepted
+	ip -n "$CNS" addr del 127.0.0.1/8 dev lo
+	in_ns "$CNS" sysctl -qw net.ipv4.conf.tpx1.route_localnet=1
+	run ! timeout 10 ip netns exec "$CNS" python3 "$T/client.py" tcp 127.0.0.1 80 2
+	echo "$output"
+	# the listener is still waiting for its first connection
+	run -0 timeout 10 ip netns exec "$CNS" python3 "$T/client.py" tcp 203.0.113.9 80
+	[ "$output" = "got pong" ]
+	wait "$LISTEN_PID"
+	run -0 cat "$T/listen.out"
+	matches "^tcp from 198\.51\.100\.2 port [0-9]+ to 203\.0\.113\.9 port 80 ping$" "$output"
+}
+
+@test "teardown refuses a state file with a record setup does not write, and changes nothing" {
+	local state rec
+	echo x >"$T/outside"
+	run -0 vr setup
+	state=$(echo "$STATE_DIR"/state-*)
+	cp "$state" "$T/good"
+	snapshot "$NS" >"$T/before"
+	for rec in "sysctl ../..$T/outside 1" "sysctl net/ipv4/tcp_syncookies 0" \
+		"sysctl net/ipv4/conf/../../ipv4/ip_forward 0" \
+		"sysctl net/ipv4/conf/lo/forwarding 1; touch $T/pwned" "link lo" \
+		"rule 5" "bogus"; do
+		# as if someone else had written it there
+		{ sed '$d' "$T/good"; printf '%s\ncomplete\n' "$rec"; } >"$state"
+		run -1 --separate-stderr vr teardown
+		echo "$rec: $stderr"
+		contains "not a record setup writes" "$stderr"
+		contains "$rec" "$stderr"
+		run -1 --separate-stderr vr status
+		contains "not a record setup writes" "$stderr"
+		[ "$(cat "$T/outside")" = x ]
+		[ ! -e "$T/pwned" ]
+	done
+	snapshot "$NS" >"$T/after"
+	same "$T/before" "$T/after"
+	# the state as setup wrote it goes through
+	cp "$T/good" "$state"
+	run -0 vr teardown
+	[ ! -e "$state" ]
 }
 
 @test "tproxy itself relays a diverted connection to its original destination (when built with tcp-tproxy)" {
