@@ -105,7 +105,20 @@ uninstall:
 	    $(DESTDIR)$(DATADIR)/vethrelay.sh
 	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
+# A Debian package, built by dpkg-buildpackage from a copy of this tree
+# (without build products and .git), so the tree stays as it is; the .deb
+# lands in DEBDIR.
+DEBDIR ?= build/deb
+
+deb:
+	rm -rf $(DEBDIR)
+	mkdir -p $(DEBDIR)/src
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./tproxy \
+	    --exclude=./tproxy-asan . | tar -xf - -C $(DEBDIR)/src
+	cd $(DEBDIR)/src && dpkg-buildpackage -us -uc -b
+	@ls $(DEBDIR)/*.deb
+
 clean:
 	rm -rf build tproxy tproxy-asan
 
-.PHONY: all deps demo check fuzz bench install uninstall clean
+.PHONY: all deps demo check fuzz bench install uninstall deb clean
