@@ -13,7 +13,9 @@ err() {
 need_cmds="cc:build-essential make:make pkg-config:pkg-config clang:clang
 bats:bats mandoc:mandoc shellcheck:shellcheck socat:socat nc:netcat-openbsd
 python3:python3 jq:jq curl:curl ss:iproute2 ip:iproute2 nft:nftables
-openssl:openssl dnsmasq:dnsmasq-base dig:dnsutils nginx:nginx-light"
+openssl:openssl dnsmasq:dnsmasq-base dig:dnsutils nginx:nginx-light
+dpkg-buildpackage:dpkg-dev dh:debhelper lintian:lintian man:man-db
+systemd-analyze:systemd"
 # pkg-config module -> Debian package
 need_libs="libpcre2-8:libpcre2-dev openssl:libssl-dev libcap:libcap-dev"
 
@@ -24,6 +26,9 @@ done
 for pair in $need_libs; do
 	pkg-config --exists "${pair%%:*}" 2>/dev/null || missing="$missing ${pair#*:}"
 done
+# bash-completion, which loads completion/tproxy.bash in an interactive bash
+[ -f /usr/share/bash-completion/bash_completion ] ||
+	missing="$missing bash-completion"
 # libFuzzer and the sanitizer runtimes for clang
 [ -n "$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] ||
 	missing="$missing libclang-rt-14-dev"
