@@ -35,7 +35,7 @@ _tproxy_fb_fkeys='dir=c2s|s2c|both src=CIDR dst=CIDR dport=N sni=REGEX'
 _tproxy_help()
 {
 	local help line sect="" opts="" listen="" target="" addropts=""
-	local filters="" fkeys="" w
+	local filters="" fkeys="" w ws
 
 	help=$("$1" --help 2>/dev/null) || help=""
 	# A section is a line that starts with its heading and the indented
@@ -53,7 +53,8 @@ _tproxy_help()
 		esac
 		case $sect in
 		opts)
-			for w in $line; do
+			read -ra ws <<<"$line"
+			for w in "${ws[@]}"; do
 				case $w in --[a-z]*) opts+=" $w" ;; esac
 			done ;;
 		listen) listen+=" $line" ;;
@@ -77,43 +78,59 @@ _tproxy_help()
 	_tproxy_w_fkeys=${fkeys:-$_tproxy_fb_fkeys}
 }
 
-# _tproxy_names WORDS: each word's name as it is typed, one a line:
-# `tcp-listen:[HOST:]PORT` gives `tcp-listen:`, `verify=0|1` `verify=`,
-# `drop[:REGEX]` `drop`, `s/REGEX/...` `s/`; `(tcp-l)`, `HOST` and other
-# words that are not names are skipped.
+# _tproxy_split WORDS: the words of WORDS (split at blanks and newlines,
+# never expanded as file names: `[:PORT]` is no glob) in _tproxy_ws.
+_tproxy_split()
+{
+	read -ra _tproxy_ws -d '' <<<"$1" || true
+}
+
+# These helpers run in the caller's shell, not in $(...): a completion
+# should not fork more than it must.
+
+# _tproxy_names WORDS [PREFIX]: add to cands each word's name as it is
+# typed, after PREFIX: `tcp-listen:[HOST:]PORT` gives `tcp-listen:`,
+# `verify=0|1` `verify=`, `drop[:REGEX]` `drop`, `s/REGEX/...` `s/`;
+# `(tcp-l)`, `HOST` and other words that are not names are skipped.
 _tproxy_names()
 {
-	local w
-	for w in $1; do
+	local w _tproxy_ws
+	_tproxy_split "$1"
+	for w in "${_tproxy_ws[@]}"; do
 		[[ $w =~ ^(-*[a-z][a-z0-9-]*)([:=/]?) ]] || continue
-		printf '%s\n' "${BASH_REMATCH[1]}${BASH_REMATCH[2]}"
+		cands+=("${2-}${BASH_REMATCH[1]}${BASH_REMATCH[2]}")
 	done
 }
 
-# _tproxy_spec WORDS NAME: the notation of NAME's value (`0|1`, `FILE`,
-# `TEXT|@FILE`), without the optional keys after it.
+# _tproxy_spec WORDS NAME: set spec to the notation of NAME's value (`0|1`,
+# `FILE`, `TEXT|@FILE`), without the optional keys after it; empty when
+# NAME takes no value or is not there.
 _tproxy_spec()
 {
-	local w
-	for w in $1; do
+	local w _tproxy_ws
+	spec=""
+	_tproxy_split "$1"
+	for w in "${_tproxy_ws[@]}"; do
 		[[ $w =~ ^(-*[a-z][a-z0-9-]*)([:=/]?)(.*)$ ]] || continue
 		[ "${BASH_REMATCH[1]}${BASH_REMATCH[2]}" = "$2" ] || continue
 		w=${BASH_REMATCH[3]}
-		printf '%s\n' "${w%%\[*}"
-		return
+		spec=${w%%\[*}
+		return 0
 	done
 }
 
-# _tproxy_keys WORDS FILTER: the keys that FILTER's own notation lists, in
-# the same notation (`delay:MS[,jitter=MS]` gives `jitter=MS`), one a line.
+# _tproxy_keys WORDS FILTER: add to keys the keys that FILTER's own
+# notation lists, in the same notation (`delay:MS[,jitter=MS]` gives
+# `jitter=MS`).
 _tproxy_keys()
 {
-	local w re='\[,([a-z][a-z0-9-]*=[^]]*)\](.*)$'
-	for w in $1; do
+	local w _tproxy_ws re='\[,([a-z][a-z0-9-]*=[^]]*)\](.*)$'
+	_tproxy_split "$1"
+	for w in "${_tproxy_ws[@]}"; do
 		[[ $w =~ ^([a-z][a-z0-9-]*) ]] || continue
 		[ "${BASH_REMATCH[1]}" = "$2" ] || continue
 		while [[ $w =~ $re ]]; do
-			printf '%s\n' "${BASH_REMATCH[1]}"
+			keys+=" ${BASH_REMATCH[1]}"
 			w=${BASH_REMATCH[2]}
 		done
 	done
@@ -125,10 +142,9 @@ _tproxy_keys()
 # _tproxy_files and _tproxy_fprefix when file names were added.
 _tproxy_values()
 {
-	local alt f
-	local IFS='|'
-	for alt in $1; do
-		IFS=$' \t\n'
+	local alt f alts
+	IFS='|' read -ra alts <<<"$1"
+	for alt in "${alts[@]}"; do
 		case $alt in
 		FILE | PATH | DIR | FILE/ | DIR/)
 			[[ $3 == @* ]] && continue
@@ -168,7 +184,8 @@ _tproxy_words()
 			if [ "$c" = "$q" ]; then
 				q=""
 			elif [ "$c" = "\\" ] && [ "$q" = '"' ]; then
-				a+=${line:++i:1}
+				i=$((i + 1))
+				a+=${line:i:1}
 			else
 				a+=$c
 			fi
@@ -176,7 +193,9 @@ _tproxy_words()
 		fi
 		case $c in
 		[\'\"]) q=$c ;;
-		\\) a+=${line:++i:1} ;;
+		\\)
+			i=$((i + 1))
+			a+=${line:i:1} ;;
 		[[:space:]])
 			[ -n "$a" ] && _tproxy_args+=("$a")
 			a="" ;;
@@ -188,7 +207,7 @@ _tproxy_words()
 
 _tproxy()
 {
-	local bin=${COMP_WORDS[0]} cur word name spec keys strip="" optval=""
+	local bin=${COMP_WORDS[0]} cur word name spec keys strip optval=""
 	local n i c pos=0 opts_done=""
 	local -a cands=()
 	local _tproxy_files="" _tproxy_fprefix="" _tproxy_args
@@ -207,8 +226,8 @@ _tproxy()
 	for ((i = 1; i < n - 1; i++)); do
 		word=${_tproxy_args[i]}
 		if [ -z "$opts_done" ] && [[ $word == -?* ]]; then
-			if [[ $word == --* && $word != *=* ]] &&
-				_tproxy_names "$_tproxy_w_opts" | grep -qxF -- "$word="; then
+			_tproxy_spec "$_tproxy_w_opts" "$word="
+			if [[ $word == --* && $word != *=* ]] && [ -n "$spec" ]; then
 				if ((i + 1 == n - 1)); then optval=$word; else ((i++)); fi
 			fi
 			continue
@@ -216,22 +235,22 @@ _tproxy()
 		opts_done=1
 		if [ "$word" = + ]; then pos=0; else pos=$((pos + 1)); fi
 	done
+	# completed as --opt=VALUE; bash's word is then VALUE alone
 	if [ -n "$optval" ]; then
 		cur=$optval=$cur
-		strip=$optval=
 	fi
 
 	if [ -n "$optval" ] || { [ -z "$opts_done" ] && [[ $cur == -* ]]; }; then
 		if [[ $cur == *=* ]]; then
 			name=${cur%%=*}=
-			spec=$(_tproxy_spec "$_tproxy_w_opts" "$name")
+			_tproxy_spec "$_tproxy_w_opts" "$name"
 			if [ "$name" = --user= ]; then
 				mapfile -t cands < <(compgen -P "$name" -u -- "${cur#*=}")
 			else
 				_tproxy_values "$spec" "$name" "${cur#*=}"
 			fi
 		else
-			mapfile -t cands < <(_tproxy_names "$_tproxy_w_opts")
+			_tproxy_names "$_tproxy_w_opts"
 		fi
 	elif [ "$pos" -lt 2 ]; then
 		if [ "$pos" = 0 ]; then
@@ -245,42 +264,38 @@ _tproxy()
 			# an address option, or its value after =
 			word=${cur##*,}
 			if [[ $word == *=* ]]; then
-				spec=$(_tproxy_spec "$_tproxy_w_addropts" "${word%%=*}=")
-				_tproxy_values "$spec" \
-					"${cur%=*}=" "${word#*=}"
+				_tproxy_spec "$_tproxy_w_addropts" "${word%%=*}="
+				_tproxy_values "$spec" "${cur%=*}=" "${word#*=}"
 			else
-				mapfile -t cands < <(_tproxy_names "$_tproxy_w_addropts")
-				cands=("${cands[@]/#/${cur%,*},}")
+				_tproxy_names "$_tproxy_w_addropts" "${cur%,*},"
 			fi
 		elif [[ $cur == *:* ]]; then
 			# the address's own parameter: a path for unix:PATH
-			spec=$(_tproxy_spec "$keys" "$name:")
-			_tproxy_values "$spec" "${cur%%:*}:" \
-				"${cur#*:}"
+			_tproxy_spec "$keys" "$name:"
+			_tproxy_values "$spec" "${cur%%:*}:" "${cur#*:}"
 		else
-			mapfile -t cands < <(_tproxy_names "$keys")
+			_tproxy_names "$keys"
 		fi
 	else
 		name=${cur%%[!a-z0-9-]*}
-		keys="$(_tproxy_keys "$_tproxy_w_filters" "$name") $_tproxy_w_fkeys"
+		keys=$_tproxy_w_fkeys
+		_tproxy_keys "$_tproxy_w_filters" "$name"
 		if [[ $cur == *,* ]]; then
 			# a key, or its value after =
 			word=${cur##*,}
 			if [[ $word == *=* ]]; then
-				spec=$(_tproxy_spec "$keys" "${word%%=*}=")
-				_tproxy_values "$spec" \
-					"${cur%=*}=" "${word#*=}"
+				_tproxy_spec "$keys" "${word%%=*}="
+				_tproxy_values "$spec" "${cur%=*}=" "${word#*=}"
 			else
-				mapfile -t cands < <(_tproxy_names "$keys")
-				cands=("${cands[@]/#/${cur%,*},}")
+				_tproxy_names "$keys" "${cur%,*},"
 			fi
 		elif [[ $cur == "$name:"* ]]; then
 			# the filter's argument: a file for pcap:FILE, answer:@FILE
-			spec=$(_tproxy_spec "$_tproxy_w_filters" "$name:")
-			_tproxy_values "$spec" "$name:" \
-				"${cur#*:}"
+			_tproxy_spec "$_tproxy_w_filters" "$name:"
+			_tproxy_values "$spec" "$name:" "${cur#*:}"
 		else
-			mapfile -t cands < <(_tproxy_names "$_tproxy_w_filters"; echo +)
+			_tproxy_names "$_tproxy_w_filters"
+			cands+=(+)
 		fi
 	fi
 
