@@ -4,6 +4,9 @@
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 MANPREFIX ?= $(PREFIX)/share/man
+DATADIR   ?= $(PREFIX)/share/tproxy
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR   ?=
 CC        ?= cc
 CFLAGS    ?= -O2 -g
@@ -53,12 +56,16 @@ deps:
 demo: deps tproxy
 	@bash tests/demo.sh
 
+# The second pass leaves out package.bats: the package holds a build of its
+# own, and building it once is enough.
 check: deps tproxy tproxy-asan
 	$(BATS) tests
 	TPROXY=$(CURDIR)/tproxy-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(BATS) tests
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(BATS) $(filter-out tests/package.bats,$(wildcard tests/*.bats))
 	mandoc -Tlint -W warning man/tproxy.1
 	shellcheck -S warning tests/*.sh tests/*.bash tests/bench/*.sh $(wildcard vethrelay.sh)
+	shellcheck -S warning -s bash completion/tproxy.bash
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
 
 # libFuzzer harnesses for the parsers of untrusted input
@@ -84,15 +91,38 @@ build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDR)
 bench: tproxy
 	bash tests/bench/run.sh
 
+# the unit template gets BINDIR written into it, so PREFIX=/usr/local works
 install: tproxy
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1 \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DATADIR)
 	install -m 755 tproxy $(DESTDIR)$(BINDIR)/tproxy
 	install -m 644 man/tproxy.1 $(DESTDIR)$(MANPREFIX)/man1/tproxy.1
+	install -m 644 completion/tproxy.bash $(DESTDIR)$(BASHCOMPDIR)/tproxy
+	sed 's|@BINDIR@|$(BINDIR)|g' systemd/tproxy@.service.in \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/tproxy@.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/tproxy@.service
+	install -m 755 vethrelay.sh $(DESTDIR)$(DATADIR)/vethrelay.sh
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/tproxy $(DESTDIR)$(MANPREFIX)/man1/tproxy.1
+	rm -f $(DESTDIR)$(BINDIR)/tproxy $(DESTDIR)$(MANPREFIX)/man1/tproxy.1 \
+	    $(DESTDIR)$(BASHCOMPDIR)/tproxy $(DESTDIR)$(SYSTEMDUNITDIR)/tproxy@.service \
+	    $(DESTDIR)$(DATADIR)/vethrelay.sh
+	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
+
+# A Debian package, built by dpkg-buildpackage from a copy of this tree
+# (without build products and .git), so the tree stays as it is; the .deb
+# lands in DEBDIR.
+DEBDIR ?= build/deb
+
+deb:
+	rm -rf $(DEBDIR)
+	mkdir -p $(DEBDIR)/src
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./tproxy \
+	    --exclude=./tproxy-asan . | tar -xf - -C $(DEBDIR)/src
+	cd $(DEBDIR)/src && dpkg-buildpackage -us -uc -b
+	@ls $(DEBDIR)/*.deb
 
 clean:
 	rm -rf build tproxy tproxy-asan
 
-.PHONY: all deps demo check fuzz bench install uninstall clean
+.PHONY: all deps demo check fuzz bench install uninstall deb clean

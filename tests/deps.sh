@@ -17,6 +17,9 @@ openssl:openssl dnsmasq:dnsmasq-base dig:dnsutils nginx:nginx-light
 haproxy:haproxy"
 # pkg-config module -> Debian package
 need_libs="libpcre2-8:libpcre2-dev openssl:libssl-dev libcap:libcap-dev"
+# the Debian package's build and tests/package.bats
+need_cmds="$need_cmds dpkg-buildpackage:dpkg-dev dh:debhelper lintian:lintian
+man:man-db systemd-analyze:systemd"
 
 missing=""
 for pair in $need_cmds; do
@@ -25,6 +28,9 @@ done
 for pair in $need_libs; do
 	pkg-config --exists "${pair%%:*}" 2>/dev/null || missing="$missing ${pair#*:}"
 done
+# bash-completion, which loads completion/tproxy.bash in an interactive bash
+[ -f /usr/share/bash-completion/bash_completion ] ||
+	missing="$missing bash-completion"
 # libFuzzer and the sanitizer runtimes for clang
 [ -n "$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] ||
 	missing="$missing libclang-rt-14-dev"
