@@ -14,6 +14,8 @@ WERROR    ?= -Werror
 PKG_CONFIG ?= pkg-config
 CLANG     ?= clang
 BATS      ?= bats
+# the loop's backend: epoll (Linux's default) or poll
+POLLER    ?= epoll
 
 PKGS      = libpcre2-8 openssl libcap
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -25,19 +27,44 @@ TP_CFLAGS   = -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS)
 # every .c at the top and in taps/: a new filter is one file, no edit here
 SRC  = $(sort $(wildcard *.c) $(wildcard taps/*.c))
 HDR  = $(wildcard *.h)
-OBJ  = $(SRC:%.c=build/%.o)
+# objects of each backend in their own directory; the stamp relinks tproxy
+# when POLLER changes
+ifeq ($(POLLER),poll)
+OBJDIR = build/poll
+else ifeq ($(POLLER),epoll)
+OBJDIR = build
+else
+$(error POLLER must be epoll or poll)
+endif
+OBJ  = $(SRC:%.c=$(OBJDIR)/%.o)
+POBJ = $(SRC:%.c=build/poll/%.o)
 AOBJ = $(SRC:%.c=build/asan/%.o)
 ASAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LIBSRC = $(filter-out tproxy.c,$(SRC))
 
 all: tproxy
 
-tproxy: $(OBJ)
+tproxy: $(OBJ) build/.poller-$(POLLER)
 	$(CC) $(TP_CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/.poller-$(POLLER):
+	@mkdir -p build
+	@rm -f build/.poller-*
+	@touch $@
 
 build/%.o: %.c $(HDR)
 	@mkdir -p $(@D)
 	$(CC) $(TP_CPPFLAGS) $(TP_CFLAGS) -c -o $@ $<
+
+# the poll() backend; `make check` runs these suites against it too
+POLL_SUITES = tests/relay.bats tests/udp.bats tests/filters.bats \
+	tests/transparent.bats
+tproxy-poll: $(POBJ)
+	$(CC) $(TP_CFLAGS) $(LDFLAGS) -o $@ $(POBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/poll/%.o: %.c $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(TP_CPPFLAGS) -DTPROXY_POLL $(TP_CFLAGS) -c -o $@ $<
 
 # the same program under AddressSanitizer and UBSan, for the second test run
 tproxy-asan: $(AOBJ)
@@ -53,10 +80,11 @@ deps:
 demo: deps tproxy
 	@bash tests/demo.sh
 
-check: deps tproxy tproxy-asan
+check: deps tproxy tproxy-asan tproxy-poll
 	$(BATS) tests
 	TPROXY=$(CURDIR)/tproxy-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(BATS) tests
+	TPROXY=$(CURDIR)/tproxy-poll $(BATS) $(POLL_SUITES)
 	mandoc -Tlint -W warning man/tproxy.1
 	shellcheck -S warning tests/*.sh tests/*.bash tests/bench/*.sh $(wildcard vethrelay.sh)
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
@@ -93,6 +121,6 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tproxy $(DESTDIR)$(MANPREFIX)/man1/tproxy.1
 
 clean:
-	rm -rf build tproxy tproxy-asan
+	rm -rf build tproxy tproxy-asan tproxy-poll
 
 .PHONY: all deps demo check fuzz bench install uninstall clean
