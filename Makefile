@@ -17,6 +17,8 @@ WERROR    ?= -Werror
 PKG_CONFIG ?= pkg-config
 CLANG     ?= clang
 BATS      ?= bats
+# the loop's backend: epoll (Linux's default) or poll
+POLLER    ?= epoll
 
 PKGS      = libpcre2-8 openssl libcap
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -28,19 +30,44 @@ TP_CFLAGS   = -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS)
 # every .c at the top and in taps/: a new filter is one file, no edit here
 SRC  = $(sort $(wildcard *.c) $(wildcard taps/*.c))
 HDR  = $(wildcard *.h)
-OBJ  = $(SRC:%.c=build/%.o)
+# objects of each backend in their own directory; the stamp relinks tproxy
+# when POLLER changes
+ifeq ($(POLLER),poll)
+OBJDIR = build/poll
+else ifeq ($(POLLER),epoll)
+OBJDIR = build
+else
+$(error POLLER must be epoll or poll)
+endif
+OBJ  = $(SRC:%.c=$(OBJDIR)/%.o)
+POBJ = $(SRC:%.c=build/poll/%.o)
 AOBJ = $(SRC:%.c=build/asan/%.o)
 ASAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LIBSRC = $(filter-out tproxy.c,$(SRC))
 
 all: tproxy
 
-tproxy: $(OBJ)
+tproxy: $(OBJ) build/.poller-$(POLLER)
 	$(CC) $(TP_CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/.poller-$(POLLER):
+	@mkdir -p build
+	@rm -f build/.poller-*
+	@touch $@
 
 build/%.o: %.c $(HDR)
 	@mkdir -p $(@D)
 	$(CC) $(TP_CPPFLAGS) $(TP_CFLAGS) -c -o $@ $<
+
+# the poll() backend; `make check` runs these suites against it too
+POLL_SUITES = tests/relay.bats tests/udp.bats tests/filters.bats \
+	tests/transparent.bats
+tproxy-poll: $(POBJ)
+	$(CC) $(TP_CFLAGS) $(LDFLAGS) -o $@ $(POBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/poll/%.o: %.c $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(TP_CPPFLAGS) -DTPROXY_POLL $(TP_CFLAGS) -c -o $@ $<
 
 # the same program under AddressSanitizer and UBSan, for the second test run
 tproxy-asan: $(AOBJ)
@@ -56,13 +83,14 @@ deps:
 demo: deps tproxy
 	@bash tests/demo.sh
 
-# The second pass leaves out package.bats: the package holds a build of its
+# The ASan pass leaves out package.bats: the package holds a build of its
 # own, and building it once is enough.
-check: deps tproxy tproxy-asan
+check: deps tproxy tproxy-asan tproxy-poll
 	$(BATS) tests
 	TPROXY=$(CURDIR)/tproxy-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(BATS) $(filter-out tests/package.bats,$(wildcard tests/*.bats))
+	TPROXY=$(CURDIR)/tproxy-poll $(BATS) $(POLL_SUITES)
 	mandoc -Tlint -W warning man/tproxy.1
 	shellcheck -S warning tests/*.sh tests/*.bash tests/bench/*.sh $(wildcard vethrelay.sh)
 	shellcheck -S warning -s bash completion/tproxy.bash
@@ -123,6 +151,6 @@ deb:
 	@ls $(DEBDIR)/*.deb
 
 clean:
-	rm -rf build tproxy tproxy-asan
+	rm -rf build tproxy tproxy-asan tproxy-poll
 
 .PHONY: all deps demo check fuzz bench install uninstall deb clean

@@ -8,10 +8,11 @@
  *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo | orig[:HOST]
  *                                                          (target side)
  *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
- *   OPTION = reuseaddr[=0|1] | backlog=N | ipv6only=0|1 | bind=HOST[:PORT] |
- *            spoof | port-map=FROM:TO[;FROM:TO]... | allow-loopback[=0|1] |
- *            proxy-protocol (listen) | proxy-from=CIDR[;CIDR]... |
- *            proxy-protocol=v1|v2 (target) | tls and its options
+ *   OPTION = reuseaddr[=0|1] | reuseport[=0|1] | backlog=N | ipv6only=0|1 |
+ *            bind=HOST[:PORT] | spoof | port-map=FROM:TO[;FROM:TO]... |
+ *            allow-loopback[=0|1] | proxy-protocol (listen) |
+ *            proxy-from=CIDR[;CIDR]... | proxy-protocol=v1|v2 (target) |
+ *            tls and its options
  * This is untrusted input (it may come from scripts); every field is bounded
  * before it is copied, and tests/fuzz/fuzz_addr.c runs it under libFuzzer.
  */
@@ -223,12 +224,13 @@ opts_help(enum addr_type t)
 	switch (t) {
 	case A_TCP_LISTEN:
 	case A_TCP_TPROXY:
-		return "reuseaddr, backlog=N, ipv6only=0|1, bind=HOST[:PORT], "
+		return "reuseaddr, reuseport, backlog=N, ipv6only=0|1, "
+		    "bind=HOST[:PORT], "
 		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, "
 		    "proxy-protocol, proxy-from=CIDR[;CIDR]";
 	case A_UDP_LISTEN:
 	case A_UDP_TPROXY:
-		return "reuseaddr, ipv6only=0|1, bind=HOST[:PORT]";
+		return "reuseaddr, reuseport, ipv6only=0|1, bind=HOST[:PORT]";
 	case A_UNIX_LISTEN:
 		return "backlog=N, proxy-protocol";
 	case A_TCP:
@@ -333,6 +335,10 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 		*val++ = '\0';
 	if (strcasecmp(opt, "reuseaddr") == 0) {
 		if (bool_parse(val, &a->reuseaddr) == -1)
+			goto badval;
+	} else if (strcasecmp(opt, "reuseport") == 0 && listen_side &&
+	    a->type != A_UNIX_LISTEN) {
+		if (bool_parse(val, &a->reuseport) == -1)
 			goto badval;
 	} else if (strcasecmp(opt, "backlog") == 0 && listen_side &&
 	    !addr_is_udp(a->type)) {

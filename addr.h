@@ -33,6 +33,7 @@ struct addr {
 	char		 path[108];	/* unix sockets */
 	uint16_t	 port;
 	int		 reuseaddr;	/* -1 unset, 0, 1 */
+	int		 reuseport;	/* SO_REUSEPORT: share the port */
 	int		 backlog;	/* 0 unset */
 	int		 ipv6only;	/* -1 unset */
 	int		 has_bind;

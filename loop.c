@@ -1,32 +1,18 @@
 /*
- * loop.c - the one poll() loop: a table of watched descriptors and a heap of
- * timers.  Everything that waits in tproxy waits here.
- *
- * Descriptors live in one pollfd array.  Removing one during dispatch only
- * marks it (no callback, fd = -1, which poll ignores); the array is compacted before the next poll(), and
- * each owner's slot number is updated through the pointer it gave to
- * loop_add().
+ * loop.c - the one readiness loop: the timers (a binary heap) and one turn
+ * of the loop.  Watching descriptors is the backend's (poller.h): epoll on
+ * Linux, poll() when built with `make POLLER=poll`; both give the same
+ * interface and the same guarantees.  Everything that waits in tproxy
+ * waits here.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "loop.h"
-
-struct handler {
-	int		 fd;
-	io_cb		 cb;
-	void		*arg;
-	int		*slotp;
-};
-
-static struct pollfd	*pfds;
-static struct handler	*hands;
-static size_t		 nfds, capfds;
-static int		 dirty;
+#include "poller.h"
 
 static struct timer	**heap;		/* 1-based binary min-heap */
 static size_t		 nheap, capheap;
@@ -38,81 +24,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Returns the slot, or -1 when out of memory. */
-int
-loop_add(int fd, short events, io_cb cb, void *arg, int *slotp)
-{
-	if (nfds == capfds) {
-		size_t ncap = capfds ? capfds * 2 : 64;
-		struct pollfd *np = realloc(pfds, ncap * sizeof(*np));
-
-		if (np == NULL)
-			return -1;
-		pfds = np;
-		struct handler *nh = realloc(hands, ncap * sizeof(*nh));
-		if (nh == NULL)
-			return -1;
-		hands = nh;
-		capfds = ncap;
-	}
-	pfds[nfds].fd = fd;
-	pfds[nfds].events = events;
-	pfds[nfds].revents = 0;
-	hands[nfds].fd = fd;
-	hands[nfds].cb = cb;
-	hands[nfds].arg = arg;
-	hands[nfds].slotp = slotp;
-	*slotp = (int)nfds;
-	return (int)nfds++;
-}
-
-/*
- * Sets what a descriptor waits for.  With no events it is parked (a negative
- * fd, which poll() skips), so a hang-up nobody asked about cannot spin.
- */
-void
-loop_set(int slot, short events)
-{
-	if (slot < 0 || (size_t)slot >= nfds || hands[slot].cb == NULL)
-		return;
-	pfds[slot].events = events;
-	pfds[slot].fd = events ? hands[slot].fd : -1;
-}
-
-void
-loop_del(int *slotp)
-{
-	int slot = *slotp;
-
-	if (slot >= 0 && (size_t)slot < nfds) {
-		pfds[slot].fd = -1;
-		pfds[slot].revents = 0;
-		hands[slot].cb = NULL;
-		hands[slot].slotp = NULL;
-		dirty = 1;
-	}
-	*slotp = -1;
-}
-
-static void
-loop_compact(void)
-{
-	size_t i, j;
-
-	for (i = j = 0; i < nfds; i++) {
-		if (hands[i].cb == NULL)
-			continue;
-		if (i != j) {
-			pfds[j] = pfds[i];
-			hands[j] = hands[i];
-			*hands[j].slotp = (int)j;
-		}
-		j++;
-	}
-	nfds = j;
-	dirty = 0;
 }
 
 /* ------------------------------------------------------------ timers */
@@ -223,38 +134,15 @@ timers_fire(void)
 }
 
 /*
- * Waits for one round of events and dispatches them.  Returns 0, or -1 with
- * errno set when poll() fails (EINTR when a signal arrived).
+ * Waits for one round of events and dispatches them, then fires the timers
+ * that are due.  Returns 0, or -1 with errno set when the wait fails
+ * (EINTR when a signal arrived).
  */
 int
 loop_run_once(const sigset_t *sigmask)
 {
-	struct timespec ts, *tsp = NULL;
-	int ms;
-
-	size_t i, n;
-	int rc;
-
-	if (dirty)
-		loop_compact();
-	if ((ms = timers_timeout()) >= 0) {
-		ts.tv_sec = ms / 1000;
-		ts.tv_nsec = (long)(ms % 1000) * 1000000;
-		tsp = &ts;
-	}
-	rc = ppoll(pfds, nfds, tsp, sigmask);
-	if (rc < 0)
+	if (poller_wait(timers_timeout(), sigmask) == -1)
 		return -1;
-	n = nfds;
-	for (i = 0; i < n && rc > 0; i++) {
-		short re = pfds[i].revents;
-
-		if (re == 0 || hands[i].cb == NULL)
-			continue;
-		rc--;
-		pfds[i].revents = 0;
-		hands[i].cb(hands[i].arg, re);
-	}
 	timers_fire();
 	return 0;
 }
@@ -262,11 +150,8 @@ loop_run_once(const sigset_t *sigmask)
 void
 loop_free(void)
 {
-	free(pfds);
-	free(hands);
+	poller_free();
 	free(heap);
-	pfds = NULL;
-	hands = NULL;
 	heap = NULL;
-	nfds = capfds = nheap = capheap = 0;
+	nheap = capheap = 0;
 }

@@ -184,6 +184,11 @@ net_listen(const struct addr *a, struct sockname *bound, char *err,
 		if (a->reuseaddr != 0 && setsockopt(fd, SOL_SOCKET,
 		    SO_REUSEADDR, &one, sizeof(one)) == -1)
 			goto fail;
+		/* several processes on one port, the kernel spreading
+		   clients among them */
+		if (a->reuseport == 1 && setsockopt(fd, SOL_SOCKET,
+		    SO_REUSEPORT, &one, sizeof(one)) == -1)
+			goto fail;
 		if (addr_is_tproxy(a->type) && net_transparent(fd,
 		    sn.ss.ss_family, err, errlen) == -1) {
 			close(fd);

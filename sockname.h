@@ -6,13 +6,28 @@
 #define SOCKNAME_H
 
 #include <sys/socket.h>
+#include <sys/un.h>
+
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define ADDRSTR		160		/* an address as text */
 
+/*
+ * Any address tproxy speaks, in 112 bytes rather than sockaddr_storage's
+ * 128: a connection keeps six of them.
+ */
+union sockaddr_any {
+	sa_family_t		 ss_family;
+	struct sockaddr		 sa;
+	struct sockaddr_in	 in4;
+	struct sockaddr_in6	 in6;
+	struct sockaddr_un	 un;
+};
+
 struct sockname {
-	struct sockaddr_storage	 ss;
+	union sockaddr_any	 ss;
 	socklen_t		 len;
 };
 

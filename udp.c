@@ -53,7 +53,7 @@ struct session {
 static uint8_t		 slots[UDP_BATCH][UDP_SLOT];
 static struct iovec	 iov[UDP_BATCH];
 static struct mmsghdr	 msgs[UDP_BATCH];
-static struct sockaddr_storage names[UDP_BATCH];
+static union sockaddr_any names[UDP_BATCH];
 static uint8_t		 cmsgs[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
 static struct session	*table[HASH_SIZE];
 
@@ -421,8 +421,10 @@ udp_listen_ready(struct route *r)
 		if (n <= 0)
 			break;
 		for (i = 0; i < n; i++) {
-			memcpy(&peer.ss, &names[i], sizeof(names[i]));
 			peer.len = msgs[i].msg_hdr.msg_namelen;
+			if (peer.len > sizeof(peer.ss))
+				peer.len = sizeof(peer.ss);
+			memcpy(&peer.ss, &names[i], peer.len);
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				drop_note(r, &peer, "truncated");
 				continue;

@@ -3,7 +3,7 @@
 # socat and haproxy, and of its TLS interception against sslsplit.
 # See tests/bench/README.md.
 #
-#   tests/bench/run.sh [bulk] [rr] [connrate] [conc] [udp] [tls]   (default: all six)
+#   tests/bench/run.sh [bulk] [rr] [connrate] [conc] [idlerr] [udp] [tls]   (default: all)
 #
 # Markdown tables go to stdout, progress to stderr.  Knobs (environment):
 #   TPROXY=./tproxy      the binary (relative paths: from the repo top)
@@ -23,6 +23,7 @@
 #   TLS_SECS=2 TLS_THREADS=4 TLS_BULK_SECS=2   tls: handshake loop, bulk window
 #   CONC_C=5000 CONC_MAX=(fd hard limit - 200) / 2, at most 10000 (0: skip that row)
 #   UDP_RR_N=10000 UDP_BURST_N=100000
+#   IDLE_N=CONC_MAX      idlerr: idle connections held open during the second rr
 #   RR_CPU=0             pin client, proxy and server to this CPU for rr and udp-rr
 #                        (RR_CPU= : do not pin)
 #   QUIET_PCT=15         warn when, before a repetition, other processes use more
@@ -61,7 +62,7 @@ KEEP=${KEEP:-0}
 QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-0}
 
-ALL_SCENARIOS="bulk rr connrate conc udp tls"
+ALL_SCENARIOS="bulk rr connrate conc idlerr udp tls"
 # tproxy-delay0 / tproxy-throttle: tproxy with an idle filter appended to the route
 # (TCP only); tproxy-before: the TPROXY_BEFORE binary
 TCP_PROXIES="direct tproxy tproxy-before tproxy-delay0 tproxy-throttle socat haproxy haproxy-splice"
@@ -796,6 +797,61 @@ sc_conc() {
     [ -n "$PROXIES_GIVEN" ] ||
         printf '\ntproxy-delay0, tproxy-throttle are left out of conc by default (~1.5 min each); a PROXIES that names them measures them here too.\n'
     print_notes conc
+}
+
+# idlerr: rr on one connection with none other open, then again while IDLE_N
+# idle connections are held open through the same proxy instance: what an
+# idle connection costs each event (poll() scans them all; epoll does not)
+IDLE_PROXIES="direct tproxy tproxy-before haproxy"
+sc_idlerr() {
+    local rep p out=$tmp/idle.out cpid i lim n=${IDLE_N:-$CONC_MAX}
+    active "$IDLE_PROXIES"
+    lim=$((30 + n / 100))
+    for ((rep = 0; rep < REPS; rep++)); do
+        order "$rep" "$ACTIVE"
+        quiet_check idlerr "$rep"
+        for p in $ORDER; do
+            log "idlerr: rep $((rep + 1))/$REPS $p"
+            start_for idlerr "$p" tcp "$EPORT" || continue
+            run_client "$tmp/rr.out" 90 "$LOAD" rr -p "$PROXY_PORT" -n "$RR_N" -s 64 -L 60
+            client_failed idlerr "$p" "$LINE" || add "idlerr|$p|rts0" "$(kv rt_per_s "$LINE")"
+            : >"$out"
+            "$LOAD" conc -p "$PROXY_PORT" -c "$n" -k 8 -t 3000 -H $((lim + 120)) -L $((lim + 150)) \
+                >"$out" 2>>"$tmp/client.log" </dev/null &
+            cpid=$!
+            track "$cpid"
+            for ((i = 0; i < lim * 10; i++)); do
+                grep -q '^READY' "$out" && break
+                alive "$cpid" || break
+                sleep 0.1
+            done
+            if grep -q '^READY' "$out"; then
+                add "idlerr|$p|held" "$(sed -n 's/^READY ok=\([0-9]*\).*/\1/p' "$out")"
+                run_client "$tmp/rr.out" 90 "$LOAD" rr -p "$PROXY_PORT" -n "$RR_N" -s 64 -L 60
+                client_failed idlerr "$p" "$LINE" || add "idlerr|$p|rts1" "$(kv rt_per_s "$LINE")"
+            else
+                note idlerr "$p: the idle connections were not set up ($(tr '\n' ' ' <"$out"))"
+            fi
+            kill -TERM "$cpid" 2>/dev/null || true
+            wait "$cpid" || true
+            untrack "$cpid"
+            stop_proxy
+        done
+    done
+    active "$IDLE_PROXIES"
+    printf '\n## idlerr: rr (%s round trips of 64 bytes) with no other connection, then with %s idle ones held open through the same proxy (median of %s)\n\n' \
+        "$RR_N" "$n" "$REPS"
+    printf '| proxy | idle held (min) | rt/s, none idle | rt/s, idle held | with / without |\n'
+    printf '|---|---:|---:|---:|---:|\n'
+    for p in $ACTIVE; do
+        local a b
+        a=$(med "idlerr|$p|rts0")
+        b=$(med "idlerr|$p|rts1")
+        printf '| %s | %s | %s | %s | %s |\n' "$p" "$(lines "${R["idlerr|$p|held"]:-}" | sort -n | head -n 1)" \
+            "$(fmt %.0f "$a")" "$(fmt %.0f "$b")" "$(ratio "$b" "$a")"
+    done
+    unavailable_rows "$IDLE_PROXIES" 5
+    print_notes idlerr
 }
 
 declare -A udp_unsupported    # tproxy|tproxy-before -> 1 when it exited with status 2 on UDP
