@@ -100,17 +100,24 @@ put32(uint8_t *p, uint32_t v)
 static uint64_t
 csum_add(uint64_t acc, const uint8_t *p, size_t n)
 {
-	uint32_t a, b, c, d;
+	uint64_t q[4], c = 0;
+	uint32_t a;
 	uint16_t s;
 	uint8_t last[2];
+	int i;
 
-	for (; n >= 16; p += 16, n -= 16) {
-		memcpy(&a, p, 4);
-		memcpy(&b, p + 4, 4);
-		memcpy(&c, p + 8, 4);
-		memcpy(&d, p + 12, 4);
-		acc += (uint64_t)a + b + c + d;
+	/*
+	 * 64-bit words, their carries counted apart: a carry out of bit 63
+	 * is worth 1 (2^64 is 1 modulo 2^16 - 1), as in the 16-bit sum
+	 */
+	for (; n >= 32; p += 32, n -= 32) {
+		memcpy(q, p, 32);
+		for (i = 0; i < 4; i++) {
+			acc += q[i];
+			c += acc < q[i];
+		}
 	}
+	acc = (acc & 0xffffffff) + (acc >> 32) + c;
 	for (; n >= 4; p += 4, n -= 4) {
 		memcpy(&a, p, 4);
 		acc += a;

@@ -119,13 +119,17 @@ same_file() {
 }
 
 # no_trouble PCAP: tshark's expert information has no lost or unseen
-# segment, no malformed packet, no retransmission
+# segment, no malformed packet, no retransmission, no bad checksum
 no_trouble() {
 	tshark_ok -r "$1" -q -z expert
 	lacks 'previous segment not captured' "$output"
 	lacks 'ACKed unseen segment' "$output"
 	lacks 'Malformed' "$output"
 	fields "$1" 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment || tcp.analysis.retransmission || tcp.analysis.out_of_order || _ws.malformed || _ws.expert.severity >= "error"' frame.number
+	[ -z "$output" ]
+	# every checksum is right, with Wireshark's validation turned on
+	tshark_ok -r "$1" -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE \
+		-Y 'ip.checksum.status != 1 || tcp.checksum.status != 1 || udp.checksum.status != 1'
 	[ -z "$output" ]
 }
 
