@@ -207,6 +207,47 @@ no_trouble() {
 	no_trouble "$T/v6.pcap"
 }
 
+@test "pcap behind an nft redirect: the destination is the original one, not tproxy's port or the server's" {
+	# a network namespace of our own, with its loopback only
+	unshare -n true 2>/dev/null || skip "cannot make a network namespace (unshare -n)"
+	command -v nft >/dev/null || skip "nft not installed"
+	cat >"$T/ns.sh" <<-'EOF'
+		set -eu
+		S='' P=''
+		trap 'kill $S $P 2>/dev/null || true' EXIT
+		trap 'exit 1' TERM INT
+		ip link set lo up
+		# the client's 127.0.0.1:9999 goes to tproxy on 18080, which sends
+		# it on to the server on 9998 (port-map: not redirected again)
+		nft -f - <<-'NFT'
+			table ip pcapbats {
+				chain out {
+					type nat hook output priority -100; policy accept;
+					ip daddr 127.0.0.1 tcp dport 9999 redirect to :18080
+				}
+			}
+		NFT
+		python3 "$SERVER" --echo --port 9998 "$T/srv.port" & S=$!
+		"$TPROXY" tcp-listen:18080 orig,port-map=9999:9998 log pcap:"$T/rd.pcap" >"$T/tproxy.out" 2>"$T/tproxy.err" & P=$!
+		for i in $(seq 100); do
+			[ -s "$T/srv.port" ] && grep -q '^tproxy: listening' "$T/tproxy.err" && break
+			sleep 0.05
+		done
+		python3 "$CLIENT" 127.0.0.1 9999 's:redirected\n' 'u:redirected\n' shut eof
+		kill $P
+		wait $P || true
+	EOF
+	run -0 timeout 60 env T="$T" SERVER="$SERVER" CLIENT="$CLIENT" TPROXY="$TPROXY" unshare -n bash "$T/ns.sh"
+	[ "$output" = redirected ]
+	# tproxy talked to the server on 9998; the capture shows where the client went
+	matches ' c2s 127\.0\.0\.1:[0-9]+ > 127\.0\.0\.1:9998 ' "$(cat "$T/tproxy.out")"
+	fields "$T/rd.pcap" 'tcp.flags.syn == 1 && tcp.flags.ack == 0' ip.dst tcp.dstport
+	[ "$output" = '127.0.0.1 9999' ]
+	follow "$T/rd.pcap" 0 c "$T/c.bin"
+	[ "$(cat "$T/c.bin")" = redirected ]
+	no_trouble "$T/rd.pcap"
+}
+
 @test "pcap on a UDP route: datagrams are UDP packets, one over 65,000 bytes is split, not truncated" {
 	bg python3 "$UDP" server --echo "$T/u.port"
 	wait_for "$T/u.port" '^[0-9]+$' 10
