@@ -455,8 +455,8 @@ chain_observes(const struct chain *ch)
 	size_t i;
 
 	for (i = 0; i < ch->n; i++)
-		if (ch->taps[i].ops->observes && (ch->w[C2S].s[i].on ||
-		    ch->w[S2C].s[i].on))
+		if ((ch->taps[i].ops->observes || tap_writes_stdout(&ch->taps[i]))
+		    && (ch->w[C2S].s[i].on || ch->w[S2C].s[i].on))
 			return 1;
 	return 0;
 }

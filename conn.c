@@ -167,6 +167,7 @@ conn_close(struct conn *c, const char *reason, int reset)
 		return;
 	ev_close(&c->f, reason);
 	c->state = CS_CLOSED;
+	c->f.reset = reset;
 	chain_close(c->chain);
 	c->tp->close(c, c->tparg, reset);
 	timer_stop(&c->idle);

@@ -17,13 +17,13 @@
 
 extern const struct tap_ops tap_log, tap_hexdump, tap_replace, tap_drop,
     tap_answer, tap_redirect, tap_delay, tap_throttle, tap_slice, tap_limit,
-    tap_reset, tap_stall, tap_loss;
+    tap_reset, tap_stall, tap_loss, tap_pcap;
 
 /* Every filter, in the order --help and the man page list them. */
 static const struct tap_ops *const all_taps[] = {
 	&tap_log, &tap_hexdump, &tap_replace, &tap_drop, &tap_answer,
 	&tap_redirect, &tap_delay, &tap_throttle, &tap_slice, &tap_limit,
-	&tap_reset, &tap_stall, &tap_loss, NULL,
+	&tap_reset, &tap_stall, &tap_loss, &tap_pcap, NULL,
 };
 
 static const char *const common_keys[] = {
@@ -32,7 +32,7 @@ static const char *const common_keys[] = {
 
 /* Filters of the contract that later work will bring. */
 static const char *const later_taps[] = {
-	"pcap", "inspect", NULL,
+	"inspect", NULL,
 };
 
 static int
@@ -285,6 +285,12 @@ tap_match(const struct tap *t, const struct flow *f)
 	    !re_search(t->sni_re, (const uint8_t *)f->sni, strlen(f->sni))))
 		return 0;
 	return 1;
+}
+
+int
+tap_writes_stdout(const struct tap *t)
+{
+	return t->writes != NULL && strcmp(t->writes, "-") == 0;
 }
 
 /* The usage of every filter, a few to a line, for --help. */

@@ -16,6 +16,8 @@ void	 tap_free(struct tap *t) __attribute__((nonnull));
 /* Returns 1 if the tap applies to the connection (src=, dst=, dport=, sni=). */
 int	 tap_match(const struct tap *t, const struct flow *f)
 	    __attribute__((nonnull));
+/* Returns 1 if the tap takes standard output for itself (pcap:-). */
+int	 tap_writes_stdout(const struct tap *t) __attribute__((nonnull));
 /* The filters' usage lines, for --help (indent, wrapped). */
 void	 filters_help(FILE *f);
 

@@ -131,6 +131,26 @@ out_write(const void *p, size_t n)
 	out_add(p, n);
 }
 
+/*
+ * Two pieces as one record (a pcap packet): both are kept, or neither is
+ * (past OUT_MAX_OBS), so a reader never gets half a record.
+ */
+void
+out_write2(const void *a, size_t an, const void *b, size_t bn)
+{
+	if (out_broken || an + bn == 0)
+		return;
+	if (buf_pending(&obuf) + an + bn > OUT_MAX_OBS ||
+	    buf_append(&obuf, a, an) == -1) {
+		dropped++;
+		return;
+	}
+	if (buf_append(&obuf, b, bn) == -1) {
+		obuf.len -= an;		/* the first piece ends the buffer */
+		dropped++;
+	}
+}
+
 void
 out_printf(const char *fmt, ...)
 {

@@ -27,6 +27,8 @@ void	 diag(const char *fmt, ...) PRINTF(1, 2);	/* stderr, not with -q */
 void	 diag_err(const char *fmt, ...) PRINTF(1, 2);	/* stderr, always */
 void	 out_printf(const char *fmt, ...) PRINTF(1, 2);	/* stdout */
 void	 out_write(const void *p, size_t n);
+/* a then b, both or neither (one record that must not be cut) */
+void	 out_write2(const void *a, size_t an, const void *b, size_t bn);
 /* A usage error: the message, the hint, exit status 2. */
 void	 usage_error(const char *fmt, ...) PRINTF(1, 2)
 	    __attribute__((noreturn));

@@ -9,6 +9,7 @@
 
 #include "filter.h"
 #include "net.h"
+#include "opts.h"
 #include "out.h"
 #include "route.h"
 
@@ -79,6 +80,39 @@ route_parse(struct route *r, int id, char **argv, int n)
 	}
 }
 
+/*
+ * A filter that takes standard output for itself (pcap:-) leaves it to no
+ * other writer; two filters of one route never write the same file.
+ */
+static void
+routes_outputs(void)
+{
+	const struct tap *own = NULL, *other = NULL;
+	size_t i, j, k;
+
+	for (i = 0; i < nroutes; i++)
+		for (j = 0; j < routes[i].ntaps; j++) {
+			const struct tap *t = &routes[i].taps[j];
+
+			if (tap_writes_stdout(t) && own == NULL)
+				own = t;
+			if (t->ops->observes && other == NULL)
+				other = t;
+			for (k = 0; k < j && t->writes; k++)
+				if (routes[i].taps[k].writes && strcmp(t->writes,
+				    routes[i].taps[k].writes) == 0)
+					usage_error("%s: '%s' writes there "
+					    "already, in the same route",
+					    t->spec, routes[i].taps[k].spec);
+		}
+	if (own != NULL && opt.json)
+		usage_error("%s: standard output carries the capture; --json "
+		    "cannot write there too", own->spec);
+	if (own != NULL && other != NULL)
+		usage_error("%s: standard output carries the capture; '%s' "
+		    "cannot write there too", own->spec, other->spec);
+}
+
 void
 routes_parse(int argc, char **argv)
 {
@@ -98,5 +132,6 @@ routes_parse(int argc, char **argv)
 		nroutes++;
 		start = i + 1;
 	}
+	routes_outputs();
 }
 

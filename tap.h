@@ -50,6 +50,7 @@ struct flow {
 	uint64_t	 start_ms;
 	uint64_t	 bytes[2];	/* read, per direction */
 	uint64_t	 chunks[2];
+	int		 reset;		/* it ends with a reset (set before close()) */
 };
 
 enum verdict {
@@ -148,6 +149,7 @@ struct tap {
 	void		*conf;		/* the filter's own */
 	int		 udp;		/* the route carries datagrams */
 	int		 first_bytes;	/* needs client bytes before connect */
+	const char	*writes;	/* the file it writes, "-" for stdout */
 };
 
 /* For filters whose conf or state is one plain allocation. */

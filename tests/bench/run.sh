@@ -12,13 +12,15 @@
 #   THROTTLE=100000m     the rate of the tproxy-throttle row (throttle:RATE, far above the link)
 #   REPS=3               repetitions; tables show the median
 #   PROXIES=...          comma list out of direct,tproxy,tproxy-delay0,tproxy-throttle,
-#                        tproxy-before,socat,haproxy,haproxy-splice,sslsplit, and the
-#                        connrate-only pairs tproxy-pair,tproxy-pair-pp,haproxy-pair,
-#                        haproxy-pair-pp (two instances in a row; -pp: a PROXY v2
-#                        header between them)
+#                        tproxy-pcap,tproxy-before,socat,haproxy,haproxy-splice,sslsplit,
+#                        and the connrate-only pairs tproxy-pair,tproxy-pair-pp,
+#                        haproxy-pair,haproxy-pair-pp (two instances in a row; -pp: a
+#                        PROXY v2 header between them)
 #                        (default: all but tproxy-before, which TPROXY_BEFORE adds; the
-#                        default measures tproxy-delay0,tproxy-throttle in bulk, rr and
-#                        connrate only, a PROXIES that names them in conc too)
+#                        default measures tproxy-delay0,tproxy-throttle,tproxy-pcap in bulk,
+#                        rr and connrate only, a PROXIES that names them in conc too)
+#   PCAP_DIR=/dev/shm    where tproxy-pcap writes its capture (a tmpfs; emptied every
+#                        0.2 s while the row runs, so that a bulk run cannot fill memory)
 #   BULK_SECS=2 BULK_WARM=0.5 CONNRATE_SECS=2 CONNRATE_THREADS=8 RR_N=10000
 #   TLS_SECS=2 TLS_THREADS=4 TLS_BULK_SECS=2   tls: handshake loop, bulk window
 #   CONC_C=5000 CONC_MAX=(fd hard limit - 200) / 2, at most 10000 (0: skip that row)
@@ -41,7 +43,7 @@ TPROXY_BEFORE=${TPROXY_BEFORE:-}
 THROTTLE=${THROTTLE:-100000m}
 REPS=${REPS:-3}
 PROXIES_GIVEN=${PROXIES:+1}
-PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,socat,haproxy,haproxy-splice,sslsplit,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp}
+PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,tproxy-pcap,socat,haproxy,haproxy-splice,sslsplit,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp}
 # TPROXY_BEFORE selects tproxy-before (rows follow the order of the lists below)
 if [ -n "$TPROXY_BEFORE" ]; then
     case ",$PROXIES," in *,tproxy-before,*) ;; *) PROXIES=$PROXIES,tproxy-before ;; esac
@@ -61,11 +63,13 @@ RR_CPU=${RR_CPU-0}
 KEEP=${KEEP:-0}
 QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-0}
+PCAP_DIR=${PCAP_DIR:-/dev/shm}
 
 ALL_SCENARIOS="bulk rr connrate conc idlerr udp tls"
 # tproxy-delay0 / tproxy-throttle: tproxy with an idle filter appended to the route
-# (TCP only); tproxy-before: the TPROXY_BEFORE binary
-TCP_PROXIES="direct tproxy tproxy-before tproxy-delay0 tproxy-throttle socat haproxy haproxy-splice"
+# (TCP only); tproxy-pcap: with pcap:FILE (a file on tmpfs); tproxy-before: the
+# TPROXY_BEFORE binary
+TCP_PROXIES="direct tproxy tproxy-before tproxy-delay0 tproxy-throttle tproxy-pcap socat haproxy haproxy-splice"
 # conc takes ~1.5 min per tproxy row (C=5000 REPS times, C=CONC_MAX once): the
 # default PROXIES leaves the filter rows out of it
 CONC_PROXIES=$TCP_PROXIES
@@ -94,6 +98,8 @@ case $THROTTLE in '' | *[!0-9A-Za-z.]*) die "THROTTLE must be a rate such as 100
 # ------------------------------------------------------------ processes
 started=()        # PIDs of everything still running that this script started
 tmp=
+pcap_tmp=         # the directory of tproxy-pcap's capture
+PCAP_EMPTIER=     # the loop that empties it while the row runs
 LOAD=
 
 track() { started+=("$1"); }
@@ -132,6 +138,7 @@ cleanup() {
     trap - EXIT INT TERM
     for p in "${started[@]}"; do kill_tree "$p"; done
     started=()
+    [ -z "$pcap_tmp" ] || rm -rf "$pcap_tmp"
     if [ -n "$tmp" ] && [ -d "$tmp" ]; then
         if [ "$KEEP" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; }; then
             log "run.sh: scratch directory kept: $tmp"
@@ -181,10 +188,14 @@ for p in ${PROXIES//,/ }; do
     case " $TCP_PROXIES $PAIR_PROXIES sslsplit " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES sslsplit)" ;; esac
 done
 # the filter each tproxy-FILTER row appends to the route
+if selected tproxy-pcap; then
+    pcap_tmp=$(mktemp -d "$PCAP_DIR/tproxy-bench-pcap.XXXXXX") || die "cannot make a directory in PCAP_DIR=$PCAP_DIR"
+fi
 declare -A FILTER=([tproxy-delay0]=delay:0 [tproxy-throttle]=throttle:$THROTTLE)
+FILTER[tproxy-pcap]="pcap:${pcap_tmp:-$PCAP_DIR}/x.pcap,overwrite=1"
 for p in $TCP_PROXIES $PAIR_PROXIES; do
     case $p in
-    tproxy | tproxy-delay0 | tproxy-throttle) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
+    tproxy | tproxy-delay0 | tproxy-throttle | tproxy-pcap) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
     tproxy-pair*) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
     haproxy-pair*) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
     tproxy-before)
@@ -366,6 +377,13 @@ start_proxy() {
         return 1
     fi
     PROXY_PORT=$lport
+    if [ "$name" = tproxy-pcap ]; then
+        # a bulk run writes Gbit/s: the file is emptied (the writes go on past
+        # its end, into a hole that takes no memory)
+        while sleep 0.2; do : >"$pcap_tmp/x.pcap"; done &
+        PCAP_EMPTIER=$!
+        track "$PCAP_EMPTIER"
+    fi
     return 0
 }
 
@@ -374,6 +392,12 @@ stop_proxy() {
         kill_tree "$PROXY_PID2"
         untrack "$PROXY_PID2"
         PROXY_PID2=''
+    fi
+    if [ -n "$PCAP_EMPTIER" ]; then
+        kill_tree "$PCAP_EMPTIER"
+        untrack "$PCAP_EMPTIER"
+        PCAP_EMPTIER=''
+        rm -f "$pcap_tmp/x.pcap"
     fi
     [ -n "$PROXY_PID" ] || return 0
     kill_tree "$PROXY_PID"
@@ -1084,7 +1108,7 @@ print_idle() {
 print_variants() {
     local p v m any=0 ref=0 cells sc label num den
     local -a keys=(bulk:s1 bulk:s4 bulk:dup rr:rts rr:p50 connrate:cps connrate:p50 "conc:$CONC_C|rpc" "conc:$CONC_C|ppc")
-    for p in tproxy-delay0 tproxy-throttle tproxy-before; do
+    for p in tproxy-delay0 tproxy-throttle tproxy-pcap tproxy-before; do
         selected "$p" || continue
         for v in "${keys[@]}"; do [ -z "${R["${v%%:*}|$p|${v#*:}"]:-}" ] || any=1; done
         why "$p"
@@ -1095,7 +1119,7 @@ print_variants() {
     printf '\n## tproxy variants: ratios of the medians above (this run): idle filter / tproxy, and tproxy / tproxy-before\n\n'
     printf '| row | bulk 1 stream | bulk 4 streams | bulk duplex | rr round trips/s | rr p50 us | connrate conns/s | connrate cycle p50 us | conc RSS KiB/conn | conc PSS KiB/conn |\n'
     printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-    for p in tproxy-delay0 tproxy-throttle tproxy-before; do
+    for p in tproxy-delay0 tproxy-throttle tproxy-pcap tproxy-before; do
         selected "$p" || continue
         num=$p den=tproxy
         [ "$p" != tproxy-before ] || num=tproxy den=$p
@@ -1109,8 +1133,8 @@ print_variants() {
         done
         printf '| %s |%s\n' "$label" "$cells"
     done
-    printf '\nThroughput and rates: above 1 means the first-named is faster; p50 latencies and KiB/conn: above 1 means it is slower or uses more. Filters: tproxy-delay0 %s, tproxy-throttle %s. conc: C=%s.\n' \
-        "\`${FILTER[tproxy-delay0]}\`" "\`${FILTER[tproxy-throttle]}\`" "$CONC_C"
+    printf '\nThroughput and rates: above 1 means the first-named is faster; p50 latencies and KiB/conn: above 1 means it is slower or uses more. Filters: tproxy-delay0 %s, tproxy-throttle %s, tproxy-pcap %s. conc: C=%s.\n' \
+        "\`${FILTER[tproxy-delay0]}\`" "\`${FILTER[tproxy-throttle]}\`" "\`${FILTER[tproxy-pcap]}\`" "$CONC_C"
 }
 
 # ------------------------------------------------------------ main
@@ -1126,9 +1150,9 @@ if selected tproxy-before; then
     else ver_before=$("$TPROXY_BEFORE" -V 2>/dev/null | head -n 1 || true); fi
     printf -- '- tproxy-before: %s (%s)\n' "${TPROXY_BEFORE:-unset}" "${ver_before:-version unknown}"
 fi
-if selected tproxy-delay0 || selected tproxy-throttle; then
-    printf -- '- tproxy-delay0, tproxy-throttle: tproxy with the filter %s, %s appended to the route (TCP scenarios)\n' \
-        "\`${FILTER[tproxy-delay0]}\`" "\`${FILTER[tproxy-throttle]}\`"
+if selected tproxy-delay0 || selected tproxy-throttle || selected tproxy-pcap; then
+    printf -- '- tproxy-delay0, tproxy-throttle, tproxy-pcap: tproxy with the filter %s, %s, %s appended to the route (TCP scenarios)\n' \
+        "\`${FILTER[tproxy-delay0]}\`" "\`${FILTER[tproxy-throttle]}\`" "\`${FILTER[tproxy-pcap]}\`"
 fi
 printf -- '- socat: %s; haproxy: %s; sslsplit: %s; %s\n' "$(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' || true)" \
     "$(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' || true)" \
