@@ -228,7 +228,7 @@ no_trouble() {
 			}
 		NFT
 		python3 "$SERVER" --echo --port 9998 "$T/srv.port" & S=$!
-		"$TPROXY" tcp-listen:18080 orig,port-map=9999:9998 log pcap:"$T/rd.pcap" >"$T/tproxy.out" 2>"$T/tproxy.err" & P=$!
+		"$TPROXY" tcp-listen:18080 orig,allow-loopback,port-map=9999:9998 log pcap:"$T/rd.pcap" >"$T/tproxy.out" 2>"$T/tproxy.err" & P=$!
 		for i in $(seq 100); do
 			[ -s "$T/srv.port" ] && grep -q '^tproxy: listening' "$T/tproxy.err" && break
 			sleep 0.05
