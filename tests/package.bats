@@ -157,8 +157,8 @@ unit() {
 		-e 's/^      --json /      --pid-file=FILE\n&/' \
 		-e 's/^TARGET:  /&exec:COMMAND   /' \
 		-e 's/verify=0|1\./verify=0|1, proxy-protocol=v1|v2./' \
-		-e 's/^FILTER:$/&\n         pcap:FILE[,snaplen=N]/' >"$T/help"
-	grep -q 'pcap:FILE' "$T/help"
+		-e 's/^FILTER:$/&\n         snoop:FILE[,snaplen=N]/' >"$T/help"
+	grep -q 'snoop:FILE' "$T/help"
 	mkdir -p "$T/bin" "$T/cap"
 	printf '#!/bin/sh\ncat "%s"\n' "$T/help" >"$T/bin/tproxy"
 	chmod +x "$T/bin/tproxy"
@@ -170,11 +170,11 @@ unit() {
 	[ "$REPLY_WORDS" = exec: ]
 	comp "$T/bin/tproxy tcp-listen:80 tcp:h:1,proxy-protocol="
 	[ "$REPLY_WORDS" = $'v1\nv2' ]
-	comp "$T/bin/tproxy tcp-listen:80 echo pc"
-	[ "$REPLY_WORDS" = pcap: ]
-	comp "$T/bin/tproxy tcp-listen:80 echo pcap:$T/cap/o"
+	comp "$T/bin/tproxy tcp-listen:80 echo sn"
+	[ "$REPLY_WORDS" = snoop: ]
+	comp "$T/bin/tproxy tcp-listen:80 echo snoop:$T/cap/o"
 	[ "$REPLY_WORDS" = "$T/cap/one.pcap" ]
-	comp "$T/bin/tproxy tcp-listen:80 echo pcap:x,s"
+	comp "$T/bin/tproxy tcp-listen:80 echo snoop:x,s"
 	[ "$REPLY_WORDS" = $'x,snaplen=\nx,sni=\nx,src=' ]
 }
 
@@ -184,7 +184,7 @@ unit() {
 	touch "$T/pki/ca.pem"
 	# type a line and TAB in a bash on a terminal, then print the line's words
 	run -0 timeout 20 python3 - "$TOP/completion/tproxy.bash" "$T/bin" \
-		"tproxy tcp-l" "80,reu" "echo log,dir=s2" "answer:@$T/pki/ca.p" <<'EOF'
+		"tproxy tcp-l" "80,reusea" "echo log,dir=s2" "answer:@$T/pki/ca.p" <<'EOF'
 import os, pty, select, sys, time
 pid, fd = pty.fork()
 if pid == 0:
