@@ -139,26 +139,138 @@ mkdirs(const char *path)
 	return mkdir(p, 0700) == -1 && errno != EEXIST ? -1 : 0;
 }
 
-/* $XDG_STATE_HOME/tproxy or ~/.local/state/tproxy. */
+/*
+ * $XDG_STATE_HOME/tproxy or $HOME/.local/state/tproxy.  A relative path
+ * would put the CA key wherever tproxy happens to be started, so it is
+ * refused.  Returns 0, or -1 with a message in err.
+ */
 static int
-state_dir(char *buf, size_t len)
+state_dir(char *buf, size_t len, char *err, size_t errlen)
 {
 	const char *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
+	const char *var = "XDG_STATE_HOME", *base = x, *sub = "/tproxy";
 
-	if (x != NULL && *x == '/')
-		snprintf(buf, len, "%s/tproxy", x);
-	else if (h != NULL && *h != '\0')
-		snprintf(buf, len, "%s/.local/state/tproxy", h);
-	else
+	if (x == NULL || *x == '\0') {
+		var = "HOME";
+		base = h;
+		sub = "/.local/state/tproxy";
+	}
+	if (base == NULL || *base == '\0') {
+		snprintf(err, errlen, "no --ca-cert, and neither "
+		    "XDG_STATE_HOME nor HOME is set to keep a CA in");
 		return -1;
+	}
+	if (*base != '/') {
+		snprintf(err, errlen, "%s=%s is not an absolute path: refusing "
+		    "to keep a CA there (set it to one, or give --ca-cert and "
+		    "--ca-key)", var, base);
+		return -1;
+	}
+	if ((size_t)snprintf(buf, len, "%s%s", base, sub) >= len) {
+		snprintf(err, errlen, "%s is too long to keep a CA in", var);
+		return -1;
+	}
 	return 0;
 }
 
+/*
+ * Opens the state directory dir, made 0700 when missing.  One that another
+ * user owns, or that group or others may write to, is refused: whoever can
+ * plant a file or a symbolic link there chooses where the CA key goes and
+ * which CA is trusted.  Returns the directory's descriptor, or -1 with a
+ * message in err.
+ */
 static int
-pem_save(const char *path, X509 *x, EVP_PKEY *k)
+state_open(const char *dir, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    k ? 0600 : 0644);
+	struct stat st;
+	int fd;
+
+	if (mkdirs(dir) == -1 || (fd = open(dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "cannot make a CA in %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s is owned by uid %u, not by this user "
+		    "(uid %u): refusing to keep a CA there", dir,
+		    (unsigned)st.st_uid, (unsigned)geteuid());
+		goto fail;
+	}
+	if (st.st_mode & 022) {
+		snprintf(err, errlen, "%s is writable by group or others: "
+		    "refusing to keep a CA there (chmod 700 %s)", dir, dir);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/*
+ * Opens name (in the directory dfd, or a path when dfd is AT_FDCWD) for
+ * reading.  In the state directory a symbolic link is never followed.  A
+ * private key (key set) readable by group or others is refused, as ssh
+ * and sslsplit refuse one.  Returns the stream, or NULL with a message in
+ * err (errno ENOENT when the file is missing).
+ */
+static FILE *
+pem_open(int dfd, const char *name, const char *what, int key, char *err,
+    size_t errlen)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC |
+	    (dfd == AT_FDCWD ? 0 : O_NOFOLLOW));
+	struct stat st;
+	FILE *f;
+
+	if (fd == -1) {
+		int e = errno;
+
+		if (e == ELOOP)
+			snprintf(err, errlen, "%s is a symbolic link: refusing "
+			    "to follow it (remove it)", what);
+		else
+			snprintf(err, errlen, "%s: %s", what, strerror(e));
+		errno = e;
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", what);
+		goto fail;
+	}
+	if (key && (st.st_mode & 077)) {
+		snprintf(err, errlen, "%s is readable by group or others: "
+		    "refusing a private key anyone else may have read (chmod "
+		    "600 %s)", what, dfd == AT_FDCWD ? name : what);
+		goto fail;
+	}
+	if ((f = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", what, strerror(errno));
+		goto fail;
+	}
+	return f;
+fail:
+	close(fd);
+	errno = EINVAL;
+	return NULL;
+}
+
+/*
+ * Writes a new file name in the directory dfd: created there, never over
+ * an existing file and never through a symbolic link (O_EXCL, O_NOFOLLOW).
+ * Returns 0, or -1 with errno.
+ */
+static int
+pem_save(int dfd, const char *name, X509 *x, EVP_PKEY *k)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, k ? 0600 : 0644);
 	FILE *f;
 	int ok;
 
@@ -169,33 +281,37 @@ pem_save(const char *path, X509 *x, EVP_PKEY *k)
 	}
 	ok = k ? PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) :
 	    PEM_write_X509(f, x);
-	return fclose(f) == 0 && ok ? 0 : -1;
+	if (fclose(f) != 0 || !ok) {
+		if (errno == 0)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
 }
 
-static X509 *
-pem_cert(const char *path)
+/*
+ * Reads a certificate (key 0) or a private key (key 1) from name; see
+ * pem_open() for dfd.  Returns it, or NULL with a message in err and
+ * errno (ENOENT when the file is missing).
+ */
+static void *
+pem_load(int dfd, const char *name, const char *what, int key, char *err,
+    size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	X509 *x;
+	FILE *f = pem_open(dfd, name, what, key, err, errlen);
+	void *p;
 
 	if (f == NULL)
 		return NULL;
-	x = PEM_read_X509(f, NULL, NULL, NULL);
+	p = key ? (void *)PEM_read_PrivateKey(f, NULL, NULL, NULL) :
+	    (void *)PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
-	return x;
-}
-
-static EVP_PKEY *
-pem_key(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	EVP_PKEY *k;
-
-	if (f == NULL)
-		return NULL;
-	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	return k;
+	if (p == NULL) {
+		snprintf(err, errlen, "%s: cannot load a %s: %s", what, key ?
+		    "private key" : "certificate", ssl_error());
+		errno = EINVAL;
+	}
+	return p;
 }
 
 /*
@@ -205,21 +321,17 @@ pem_key(const char *path)
 static int
 ca_load(char *err, size_t errlen)
 {
-	char dir[400], cp[512], kp[512];
+	char dir[400], cp[512], kp[512], e1[ERRLEN], e2[ERRLEN];
+	int dfd, e1no, e2no;
 
 	if (opt.ca_cert != NULL) {
-		if ((ca_cert = pem_cert(opt.ca_cert)) == NULL) {
-			snprintf(err, errlen, "--ca-cert=%s: cannot load a "
-			    "certificate: %s", opt.ca_cert, errno ?
-			    strerror(errno) : ssl_error());
+		snprintf(cp, sizeof(cp), "--ca-cert=%s", opt.ca_cert);
+		snprintf(kp, sizeof(kp), "--ca-key=%s", opt.ca_key);
+		if ((ca_cert = pem_load(AT_FDCWD, opt.ca_cert, cp, 0, err,
+		    errlen)) == NULL ||
+		    (ca_key = pem_load(AT_FDCWD, opt.ca_key, kp, 1, err,
+		    errlen)) == NULL)
 			return -1;
-		}
-		if ((ca_key = pem_key(opt.ca_key)) == NULL) {
-			snprintf(err, errlen, "--ca-key=%s: cannot load a "
-			    "private key: %s", opt.ca_key, errno ?
-			    strerror(errno) : ssl_error());
-			return -1;
-		}
 		if (X509_check_private_key(ca_cert, ca_key) != 1) {
 			snprintf(err, errlen, "--ca-key=%s does not match "
 			    "--ca-cert=%s", opt.ca_key, opt.ca_cert);
@@ -227,38 +339,47 @@ ca_load(char *err, size_t errlen)
 		}
 		return 0;
 	}
-	if (state_dir(dir, sizeof(dir)) == -1) {
-		snprintf(err, errlen, "no --ca-cert, and neither "
-		    "XDG_STATE_HOME nor HOME is set to keep a CA in");
+	if (state_dir(dir, sizeof(dir), err, errlen) == -1 ||
+	    (dfd = state_open(dir, err, errlen)) == -1)
 		return -1;
-	}
 	snprintf(cp, sizeof(cp), "%s/ca.pem", dir);
 	snprintf(kp, sizeof(kp), "%s/ca.key", dir);
-	errno = 0;
-	ca_cert = pem_cert(cp);
-	ca_key = pem_key(kp);
+	ca_cert = pem_load(dfd, "ca.pem", cp, 0, e1, sizeof(e1));
+	e1no = errno;
+	ca_key = pem_load(dfd, "ca.key", kp, 1, e2, sizeof(e2));
+	e2no = errno;
 	if (ca_cert != NULL && ca_key != NULL &&
 	    X509_check_private_key(ca_cert, ca_key) == 1)
-		return 0;
-	if (access(cp, F_OK) == 0 || access(kp, F_OK) == 0) {
+		goto done;
+	if (ca_cert == NULL && e1no != ENOENT)
+		snprintf(err, errlen, "%s", e1);
+	else if (ca_key == NULL && e2no != ENOENT)
+		snprintf(err, errlen, "%s", e2);
+	else if (ca_cert != NULL || ca_key != NULL)
 		/* never overwrite a CA a user may already trust */
 		snprintf(err, errlen, "%s and %s do not load as a CA and its "
 		    "key: fix or remove them", cp, kp);
-		return -1;
-	}
-	X509_free(ca_cert);
-	EVP_PKEY_free(ca_key);
+	if (ca_cert != NULL || ca_key != NULL || e1no != ENOENT ||
+	    e2no != ENOENT)
+		goto fail;
 	ERR_clear_error();
-	if (mkdirs(dir) == -1 || ca_generate(&ca_cert, &ca_key) == -1 ||
-	    pem_save(kp, NULL, ca_key) == -1 || pem_save(cp, ca_cert,
-	    NULL) == -1) {
+	errno = 0;
+	if (ca_generate(&ca_cert, &ca_key) == -1 ||
+	    pem_save(dfd, "ca.key", NULL, ca_key) == -1 ||
+	    pem_save(dfd, "ca.pem", ca_cert, NULL) == -1) {
 		snprintf(err, errlen, "cannot make a CA in %s: %s", dir,
+		    errno == EEXIST ? "ca.key or ca.pem appeared meanwhile" :
 		    errno ? strerror(errno) : ssl_error());
-		return -1;
+		goto fail;
 	}
 	diag_err("tproxy: generated a CA for TLS interception: %s (trust it "
 	    "in the clients; its key is %s)", cp, kp);
+done:
+	close(dfd);
 	return 0;
+fail:
+	close(dfd);
+	return -1;
 }
 
 /* ------------------------------------------------------------ forging */
@@ -382,11 +503,12 @@ ca_init(char *err, size_t errlen)
 {
 	static int ca_ready;
 
-	if (!ca_ready && (ca_load(err, errlen) == -1 ||
-	    (leaf_key = key_new()) == NULL)) {
-		if (leaf_key == NULL && ca_cert != NULL)
-			snprintf(err, errlen, "leaf key: %s",
-			    ssl_error());
+	if (ca_ready)
+		return 0;
+	if (ca_load(err, errlen) == -1)
+		return -1;
+	if ((leaf_key = key_new()) == NULL) {
+		snprintf(err, errlen, "leaf key: %s", ssl_error());
 		return -1;
 	}
 	ca_ready = 1;

@@ -1,0 +1,210 @@
+#!/usr/bin/env bats
+# tests/tlsguard.bats - TLS interception against hostile or careless peers and
+# files (the hardening findings in the TLS code): the state directory and the
+# CA key files, upstream certificates too big to forge from, the names a
+# forged certificate may copy, a TLS stream cut short (no close_notify), and
+# the reasons logged when a TLS connection fails.
+#
+# Every CA and certificate is made here with the openssl CLI, in setup_file;
+# tests/tools/eof_tool.py is the TLS peer that ends its stream in a chosen way
+# and tells how the other end ended.
+
+# shellcheck disable=SC2154 # $output, $stderr, $lines: set by bats' run
+bats_require_minimum_version 1.5.0
+
+load helper
+
+F=$BATS_FILE_TMPDIR
+EOF_TOOL=$TOOLS/eof_tool.py
+# the interception CA, for the tests that give one
+ICA=(--ca-cert="$F/ica.pem" --ca-key="$F/ica.key")
+
+# --- fixtures -----------------------------------------------------------------
+
+# new_ca NAME SUBJECT: a self-signed EC CA in $F/NAME.pem, key $F/NAME.key
+new_ca() {
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-sha256 -days 3650 -keyout "$F/$1.key" -out "$F/$1.pem" -subj "$2" \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>"$F/$1.log"
+}
+
+# new_leaf NAME SUBJECT SERIAL EXTFILE: a server certificate $F/NAME.pem (key
+# $F/NAME.key) issued by uca, with the extensions in EXTFILE
+new_leaf() {
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$F/$1.key" -out "$F/$1.csr" -subj "$2" 2>"$F/$1.log"
+	openssl x509 -req -in "$F/$1.csr" -CA "$F/uca.pem" -CAkey "$F/uca.key" \
+		-set_serial "$3" -days 365 -extfile "$4" -out "$F/$1.pem" 2>>"$F/$1.log"
+}
+
+setup_file() {
+	# a CA that tproxy generates lands here, never in root's home
+	export XDG_STATE_HOME=$BATS_FILE_TMPDIR/state
+	new_ca ica '/O=tlsguard.bats/CN=tproxy test interception CA'
+	new_ca uca '/O=tlsguard.bats/CN=Upstream Test Root CA'
+	printf '%s\n' 'subjectAltName = DNS:upstream.test' >"$F/up.ext"
+	new_leaf up /CN=upstream.test 1 "$F/up.ext"
+	# every kind of name: only the DNS and IP ones may be copied
+	printf '%s\n' 'subjectAltName = DNS:upstream.test,email:admin@upstream.test,URI:https://upstream.test/id,IP:192.0.2.7,DNS:alt.upstream.test,otherName:1.2.3.4;UTF8:other-name' \
+		>"$F/mixed.ext"
+	new_leaf mixed /CN=upstream.test 2 "$F/mixed.ext"
+	# 30,000 one-letter names: 90 KB of DER, under OpenSSL's 100 KiB limit
+	# on the certificate message, but megabytes once decoded
+	python3 -c '
+print("subjectAltName = @alt")
+print("[alt]")
+for i in range(30000):
+    print("DNS.%d = %s" % (i, chr(97 + i % 26)))' >"$F/many.ext"
+	new_leaf many /CN=upstream.test 3 "$F/many.ext"
+	# few names, but 80 KB of certificate (a long comment)
+	{
+		echo 'subjectAltName = DNS:upstream.test'
+		printf 'nsComment = %s\n' "$(head -c 80000 /dev/zero | tr '\0' c)"
+	} >"$F/fat.ext"
+	new_leaf fat /CN=upstream.test 4 "$F/fat.ext"
+	local c
+	for c in ica uca up mixed many fat; do
+		[ -s "$F/$c.pem" ] || {
+			echo "fixture $c.pem was not made:" >&2
+			cat "$F/$c.log" >&2
+			return 1
+		}
+	done
+}
+
+# --- helpers ------------------------------------------------------------------
+
+# tproxy_fails ARG...: tproxy ARG... exits 1 at start-up, listening on nothing;
+# its stderr is in $stderr
+tproxy_fails() {
+	run -1 --separate-stderr timeout 10 "$TPROXY" "$@"
+	lacks 'listening on' "$stderr"
+}
+
+# no_ca DIR: nothing named ca.* was made in DIR
+no_ca() {
+	[ -z "$(find "$1" -name 'ca.*' 2>/dev/null)" ] && return 0
+	echo "a CA was made in $1:" >&2
+	ls -la "$1" >&2
+	return 1
+}
+
+# eof_server NAME CERT ARG...: tests/tools/eof_tool.py as the upstream, with
+# $F/CERT.pem, in the background; sets SPORT
+eof_server() {
+	local name=$1 cert=$2
+	shift 2
+	bg python3 "$EOF_TOOL" server "$T/$name.port" --cert "$F/$cert.pem" \
+		--key "$F/$cert.key" --log "$T/$name.log" "$@"
+	wait_for "$T/$name.port" '^[0-9]+$' 10
+	SPORT=$(cat "$T/$name.port")
+}
+
+# eof_client ARG...: tests/tools/eof_tool.py as a client of tproxy, trusting
+# the interception CA and checking the name upstream.test
+eof_client() {
+	timeout 60 python3 "$EOF_TOOL" client 127.0.0.1 "$PORT" --cafile "$F/ica.pem" \
+		--sni upstream.test "$@"
+}
+
+# leaf FILE: the certificate tproxy serves for upstream.test, saved in FILE
+leaf() {
+	timeout 20 openssl s_client -connect 127.0.0.1:"$PORT" -servername upstream.test \
+		</dev/null >"$1.txt" 2>&1 || true
+	sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$1.txt" >"$1"
+	[ -s "$1" ] && return 0
+	echo "no certificate from tproxy:" >&2
+	cat "$1.txt" >&2
+	return 1
+}
+
+# err_logged REGEX: tproxy's stderr gets a `tproxy: ` line matching the
+# extended REGEX (case-insensitive)
+err_logged() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		grep -qiE -- "^tproxy: .*$1" "$T/tproxy.err" && return 0
+		sleep 0.05
+	done
+	echo "no stderr line matching /$1/:" >&2
+	cat "$T/tproxy.err" >&2
+	return 1
+}
+
+# --- the state directory and the CA key (finding 6) ---------------------------
+
+@test "a generated CA's directory is made mode 0700 and its key 0600" {
+	start_tproxy tcp-listen:0,tls echo
+	[ "$(stat -c %a "$XDG_STATE_HOME/tproxy")" = 700 ]
+	[ "$(stat -c %a "$XDG_STATE_HOME/tproxy/ca.key")" = 600 ]
+}
+
+@test "a state directory that group or others may write to is refused, and no CA is made in it" {
+	mkdir -p "$T/state/tproxy"
+	chmod 770 "$T/state/tproxy"
+	XDG_STATE_HOME=$T/state tproxy_fails tcp-listen:0,tls echo
+	contains "$T/state/tproxy is writable by group or others" "$stderr"
+	contains "chmod 700 $T/state/tproxy" "$stderr"
+	no_ca "$T/state/tproxy"
+}
+
+@test "a dangling ca.key symbolic link in another user's state directory: refused, and nothing is written where it points" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to give the directory to another user"
+	mkdir -p "$T/state/tproxy"
+	chmod 700 "$T/state/tproxy"
+	ln -s "$T/stolen.key" "$T/state/tproxy/ca.key"
+	chown -h nobody "$T/state/tproxy" "$T/state/tproxy/ca.key"
+	XDG_STATE_HOME=$T/state tproxy_fails tcp-listen:0,tls echo
+	matches "$T/state/tproxy is owned by uid [0-9]+, not by this user" "$stderr"
+	[ ! -e "$T/stolen.key" ] || {
+		echo "the CA key was written through the link:" >&2
+		ls -l "$T/stolen.key" >&2
+		return 1
+	}
+	[ ! -e "$T/state/tproxy/ca.pem" ]
+}
+
+@test "a dangling ca.key symbolic link in our own state directory is never followed" {
+	mkdir -p "$T/state/tproxy"
+	chmod 700 "$T/state/tproxy"
+	ln -s "$T/elsewhere.key" "$T/state/tproxy/ca.key"
+	XDG_STATE_HOME=$T/state tproxy_fails tcp-listen:0,tls echo
+	contains "$T/state/tproxy/ca.key is a symbolic link" "$stderr"
+	[ ! -e "$T/elsewhere.key" ]
+	[ ! -e "$T/state/tproxy/ca.pem" ]
+}
+
+@test "a generated ca.key made readable by group or others is refused, with the chmod that fixes it" {
+	XDG_STATE_HOME=$T/state start_tproxy tcp-listen:0,tls echo
+	stop_tproxy
+	chmod 640 "$T/state/tproxy/ca.key"
+	XDG_STATE_HOME=$T/state tproxy_fails tcp-listen:0,tls echo
+	contains "$T/state/tproxy/ca.key is readable by group or others" "$stderr"
+	contains "chmod 600 $T/state/tproxy/ca.key" "$stderr"
+	chmod 600 "$T/state/tproxy/ca.key"
+	XDG_STATE_HOME=$T/state start_tproxy tcp-listen:0,tls echo
+}
+
+@test "a --ca-key readable by group or others is refused with the same message" {
+	cp "$F/ica.key" "$T/open.key"
+	chmod 644 "$T/open.key"
+	tproxy_fails --ca-cert="$F/ica.pem" --ca-key="$T/open.key" tcp-listen:0,tls echo
+	contains "--ca-key=$T/open.key is readable by group or others" "$stderr"
+	contains "chmod 600 $T/open.key" "$stderr"
+}
+
+@test "a relative XDG_STATE_HOME is refused, and nothing is made" {
+	cd "$T"
+	XDG_STATE_HOME=relative HOME=$T/home tproxy_fails tcp-listen:0,tls echo
+	contains 'XDG_STATE_HOME=relative is not an absolute path' "$stderr"
+	[ ! -e "$T/relative" ]
+	[ ! -e "$T/home" ]
+}
+
+@test "a relative HOME is refused, and nothing is made" {
+	cd "$T"
+	XDG_STATE_HOME='' HOME=home tproxy_fails tcp-listen:0,tls echo
+	contains 'HOME=home is not an absolute path' "$stderr"
+	[ ! -e "$T/home" ]
+}
