@@ -3,10 +3,16 @@
  * directory), one leaf key per process, and certificates forged from the
  * upstream's and cached.  No crypto or ASN.1 is written here by hand.
  *
- * A forged certificate copies the upstream certificate's subject, its
- * subjectAltName and its validity, gets a fresh random serial and the leaf
- * key, and is signed by the CA.  The client's SNI is never added to it: the
- * forgery is exactly as valid for the client as the real one.
+ * A forged certificate copies the upstream certificate's subject, the DNS
+ * and IP names of its subjectAltName (no other kind) and its validity, gets
+ * a fresh random serial and the leaf key, and is signed by the CA.  The
+ * client's SNI is never added to it: the forgery is exactly as valid for
+ * the client as the real one.
+ *
+ * Any upstream may send a certificate, and forging from one costs memory
+ * in proportion to its names (a few hundred bytes each once decoded), so
+ * certificates over UP_DER_MAX bytes or UP_NAMES_MAX names are refused, and
+ * the cache is bounded in bytes as well as in entries.
  */
 #include <sys/stat.h>
 
@@ -28,6 +34,9 @@
 #include "parse.h"
 
 #define CACHE_MAX	1024		/* forged certificates kept */
+#define CACHE_BYTES	(16 * 1024 * 1024) /* their estimated memory */
+#define UP_DER_MAX	(64 * 1024)	/* upstream certificates forged from */
+#define UP_NAMES_MAX	1000		/* their subjectAltName entries */
 
 static X509	*ca_cert;
 static EVP_PKEY	*ca_key;
@@ -36,9 +45,11 @@ static EVP_PKEY	*leaf_key;
 struct forged {
 	unsigned char	 md[32];	/* SHA-256 of the upstream certificate */
 	X509		*cert;
+	size_t		 cost;		/* its estimated memory */
 };
+/* oldest first: cache[(cache_head + i) % CACHE_MAX], i < ncache */
 static struct forged	 cache[CACHE_MAX];
-static size_t		 ncache, cache_next;
+static size_t		 ncache, cache_head, cache_bytes;
 
 /* The last OpenSSL error as text (for messages). */
 static const char *
@@ -384,14 +395,58 @@ fail:
 
 /* ------------------------------------------------------------ forging */
 
+/*
+ * Copies the DNS and IP entries of from's subjectAltName (with its
+ * criticality) to to; other kinds (email, URI, otherName...) are left out.
+ * Returns the number of entries from had, or -1 with a message in err.
+ */
 static int
-copy_ext(X509 *to, X509 *from, int nid)
+copy_names(X509 *to, X509 *from, char *err, size_t errlen)
 {
-	int i = X509_get_ext_by_NID(from, nid, -1);
+	int crit = -1, i, n;
+	GENERAL_NAMES *all = X509_get_ext_d2i(from, NID_subject_alt_name,
+	    &crit, NULL), *keep = NULL;
+	GENERAL_NAME *g;
 
-	if (i < 0)
-		return 0;
-	return X509_add_ext(to, X509_get_ext(from, i), -1) ? 0 : -1;
+	if (all == NULL) {
+		if (crit == -1)
+			return 0;		/* no subjectAltName */
+		snprintf(err, errlen, "the upstream's certificate has a "
+		    "malformed or repeated subjectAltName: refused");
+		return -1;
+	}
+	n = sk_GENERAL_NAME_num(all);
+	if (n > UP_NAMES_MAX) {
+		snprintf(err, errlen, "the upstream's certificate has %d "
+		    "subject alternative names, over the %d tproxy forges "
+		    "from: refused", n, UP_NAMES_MAX);
+		goto fail;
+	}
+	if ((keep = sk_GENERAL_NAME_new_null()) == NULL)
+		goto oom;
+	for (i = 0; i < n; i++) {
+		g = sk_GENERAL_NAME_value(all, i);
+		if (g->type != GEN_DNS && g->type != GEN_IPADD)
+			continue;
+		if ((g = GENERAL_NAME_dup(g)) == NULL)
+			goto oom;
+		if (!sk_GENERAL_NAME_push(keep, g)) {
+			GENERAL_NAME_free(g);
+			goto oom;
+		}
+	}
+	if (sk_GENERAL_NAME_num(keep) > 0 && X509_add1_ext_i2d(to,
+	    NID_subject_alt_name, keep, crit, X509V3_ADD_DEFAULT) != 1)
+		goto oom;
+	GENERAL_NAMES_free(keep);
+	GENERAL_NAMES_free(all);
+	return n;
+oom:
+	snprintf(err, errlen, "cannot forge a certificate: %s", ssl_error());
+fail:
+	GENERAL_NAMES_free(keep);
+	GENERAL_NAMES_free(all);
+	return -1;
 }
 
 static int
@@ -408,19 +463,28 @@ add_ext(X509 *x, X509V3_CTX *v3, const char *name, const char *value)
 }
 
 /*
- * A certificate like up (subject, subjectAltName, validity) for the leaf
+ * A certificate like up (subject, DNS and IP names, validity) for the leaf
  * key, signed by the CA.  With up NULL (no upstream TLS), one for name.
- * Returns it (the caller owns a reference), or NULL.
+ * Returns it (the caller owns a reference) and sets *names to the number
+ * of names up had, or returns NULL with a message in err.
  */
 static X509 *
-forge(X509 *up, const char *name)
+forge(X509 *up, const char *name, int *names, char *err, size_t errlen)
 {
 	X509 *x = X509_new();
 	X509V3_CTX v3;
 	unsigned char serial[16];
 	BIGNUM *bn = NULL;
 	char san[300];
+	int der;
 
+	*names = 0;
+	if (up != NULL && (der = i2d_X509(up, NULL)) > UP_DER_MAX) {
+		snprintf(err, errlen, "the upstream's certificate is %d bytes, "
+		    "over the %d tproxy forges from: refused", der, UP_DER_MAX);
+		X509_free(x);
+		return NULL;
+	}
 	if (x == NULL || RAND_bytes(serial, sizeof(serial)) != 1)
 		goto fail;
 	serial[0] &= 0x7f;		/* positive */
@@ -439,8 +503,11 @@ forge(X509 *up, const char *name)
 		if (ASN1_TIME_compare(X509_get0_notAfter(x),
 		    X509_get0_notAfter(ca_cert)) > 0)
 			X509_set1_notAfter(x, X509_get0_notAfter(ca_cert));
-		if (copy_ext(x, up, NID_subject_alt_name) == -1)
-			goto fail;
+		if ((*names = copy_names(x, up, err, errlen)) == -1) {
+			BN_free(bn);
+			X509_free(x);
+			return NULL;
+		}
 	} else {
 		X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
 		    MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
@@ -462,36 +529,69 @@ forge(X509 *up, const char *name)
 	BN_free(bn);
 	return x;
 fail:
+	snprintf(err, errlen, "cannot forge a certificate: %s", ssl_error());
 	BN_free(bn);
 	X509_free(x);
 	return NULL;
 }
 
-/* The forged twin of up from the cache, or made now.  NULL on error. */
+/* Drops the oldest cache entry. */
+static void
+cache_drop(void)
+{
+	struct forged *f = &cache[cache_head];
+
+	X509_free(f->cert);
+	cache_bytes -= f->cost;
+	memset(f, 0, sizeof(*f));
+	cache_head = (cache_head + 1) % CACHE_MAX;
+	ncache--;
+}
+
+/*
+ * The forged twin of up from the cache, or made now and cached.  The cache
+ * keeps at most CACHE_MAX certificates and CACHE_BYTES of their estimated
+ * memory (twice the DER encoding, which OpenSSL keeps beside the decoded
+ * certificate, plus 128 bytes for each decoded name); the oldest make
+ * room.  Returns a reference for the caller, or NULL with a message in err.
+ */
 static X509 *
-forge_cached(X509 *up, const char *name)
+forge_cached(X509 *up, const char *name, char *err, size_t errlen)
 {
 	unsigned char md[32];
 	unsigned int mdlen = sizeof(md);
-	size_t i;
+	size_t i, cost;
+	int names;
 	X509 *x;
 
 	if (up == NULL)
-		return forge(NULL, name);
-	if (!X509_digest(up, EVP_sha256(), md, &mdlen))
+		return forge(NULL, name, &names, err, errlen);
+	if (!X509_digest(up, EVP_sha256(), md, &mdlen)) {
+		snprintf(err, errlen, "cannot forge a certificate: %s",
+		    ssl_error());
 		return NULL;
-	for (i = 0; i < ncache; i++)
-		if (memcmp(cache[i].md, md, sizeof(md)) == 0) {
-			X509_up_ref(cache[i].cert);
-			return cache[i].cert;
+	}
+	for (i = 0; i < ncache; i++) {
+		struct forged *f = &cache[(cache_head + i) % CACHE_MAX];
+
+		if (memcmp(f->md, md, sizeof(md)) == 0) {
+			X509_up_ref(f->cert);
+			return f->cert;
 		}
-	if ((x = forge(up, NULL)) == NULL)
+	}
+	if ((x = forge(up, NULL, &names, err, errlen)) == NULL)
 		return NULL;
-	/* bounded: when full, the oldest entry makes room */
-	i = ncache < CACHE_MAX ? ncache++ : cache_next++ % CACHE_MAX;
-	X509_free(cache[i].cert);
+	cost = 2 * (size_t)i2d_X509(x, NULL) + 128 * (size_t)names;
+	if (cost > CACHE_BYTES)
+		return x;		/* too big to keep: used once */
+	while (ncache > 0 && (ncache == CACHE_MAX ||
+	    cache_bytes + cost > CACHE_BYTES))
+		cache_drop();
+	i = (cache_head + ncache++) % CACHE_MAX;
 	memcpy(cache[i].md, md, sizeof(md));
 	cache[i].cert = x;
+	cache[i].cost = cost;
+	cache_bytes += cost;
 	X509_up_ref(x);
 	return x;
 }
@@ -528,19 +628,16 @@ ca_leaf_key(void)
 }
 
 X509 *
-ca_forge(X509 *up, const char *name)
+ca_forge(X509 *up, const char *name, char *err, size_t errlen)
 {
-	return forge_cached(up, name);
+	return forge_cached(up, name, err, errlen);
 }
 
 void
 ca_cleanup(void)
 {
-	size_t i;
-
-	for (i = 0; i < ncache; i++)
-		X509_free(cache[i].cert);
-	ncache = 0;
+	while (ncache > 0)
+		cache_drop();
 	X509_free(ca_cert);
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(leaf_key);

@@ -23,10 +23,11 @@ struct x509_st *ca_cert_get(void);
 struct evp_pkey_st *ca_leaf_key(void);
 /*
  * The forged twin of up from the cache, or made now (up NULL: one for
- * name).  Returns a reference for the caller, or NULL.
+ * name).  An upstream certificate too big to forge from is refused.
+ * Returns a reference for the caller, or NULL with a message in err.
  */
-struct x509_st *ca_forge(struct x509_st *up, const char *name)
-	    __attribute__((nonnull(2)));
+struct x509_st *ca_forge(struct x509_st *up, const char *name, char *err,
+	    size_t errlen) __attribute__((nonnull(2, 3)));
 void	 ca_cleanup(void);
 
 #endif /* CA_H */

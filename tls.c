@@ -262,8 +262,10 @@ tls_client_start(struct tls *s, const struct route *r, int fd, X509 *up,
 		const char *name = sni ? sni : r->target.host[0] ?
 		    r->target.host : "localhost";
 
-		if ((x = ca_forge(up, name)) == NULL)
-			goto fail;
+		if ((x = ca_forge(up, name, err, errlen)) == NULL) {
+			SSL_free(ssl);
+			return -1;
+		}
 		if (SSL_use_certificate(ssl, x) != 1 ||
 		    SSL_use_PrivateKey(ssl, ca_leaf_key()) != 1)
 			goto fail;

@@ -38,6 +38,16 @@ new_leaf() {
 		-set_serial "$3" -days 365 -extfile "$4" -out "$F/$1.pem" 2>>"$F/$1.log"
 }
 
+# names N: an openssl extension file with N one-letter DNS names
+names() {
+	python3 -c '
+import sys
+print("subjectAltName = @alt")
+print("[alt]")
+for i in range(int(sys.argv[1])):
+    print("DNS.%d = %s" % (i, chr(97 + i % 26)))' "$1"
+}
+
 setup_file() {
 	# a CA that tproxy generates lands here, never in root's home
 	export XDG_STATE_HOME=$BATS_FILE_TMPDIR/state
@@ -50,13 +60,12 @@ setup_file() {
 		>"$F/mixed.ext"
 	new_leaf mixed /CN=upstream.test 2 "$F/mixed.ext"
 	# 30,000 one-letter names: 90 KB of DER, under OpenSSL's 100 KiB limit
-	# on the certificate message, but megabytes once decoded
-	python3 -c '
-print("subjectAltName = @alt")
-print("[alt]")
-for i in range(30000):
-    print("DNS.%d = %s" % (i, chr(97 + i % 26)))' >"$F/many.ext"
+	# on the certificate message, but megabytes once decoded; and 2,000
+	# names in 6 KB
+	names 30000 >"$F/many.ext"
 	new_leaf many /CN=upstream.test 3 "$F/many.ext"
+	names 2000 >"$F/lots.ext"
+	new_leaf lots /CN=upstream.test 5 "$F/lots.ext"
 	# few names, but 80 KB of certificate (a long comment)
 	{
 		echo 'subjectAltName = DNS:upstream.test'
@@ -64,7 +73,7 @@ for i in range(30000):
 	} >"$F/fat.ext"
 	new_leaf fat /CN=upstream.test 4 "$F/fat.ext"
 	local c
-	for c in ica uca up mixed many fat; do
+	for c in ica uca up mixed many lots fat; do
 		[ -s "$F/$c.pem" ] || {
 			echo "fixture $c.pem was not made:" >&2
 			cat "$F/$c.log" >&2
@@ -99,6 +108,16 @@ eof_server() {
 		--key "$F/$cert.key" --log "$T/$name.log" "$@"
 	wait_for "$T/$name.port" '^[0-9]+$' 10
 	SPORT=$(cat "$T/$name.port")
+}
+
+# sserver NAME CERT: `openssl s_server -www` with $F/CERT.pem on 127.0.0.1, in
+# the background; sets SPORT
+sserver() {
+	# shellcheck disable=SC2217 # s_server is to read nothing from the test's stdin
+	bg openssl s_server -accept 127.0.0.1:0 -cert "$F/$2.pem" -key "$F/$2.key" \
+		-www >"$T/$1.out" 2>"$T/$1.err" </dev/null
+	wait_for "$T/$1.out" '^ACCEPT ' 10
+	SPORT=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$T/$1.out")
 }
 
 # eof_client ARG...: tests/tools/eof_tool.py as a client of tproxy, trusting
@@ -207,4 +226,52 @@ err_logged() {
 	XDG_STATE_HOME='' HOME=home tproxy_fails tcp-listen:0,tls echo
 	contains 'HOME=home is not an absolute path' "$stderr"
 	[ ! -e "$T/home" ]
+}
+
+# --- upstream certificates to forge from (finding 2) -------------------------
+
+@test "an upstream certificate with 30,000 names is refused with a reason, and tproxy serves the next client" {
+	local big
+	sserver many many
+	big=$SPORT
+	sserver up up
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$big",tls,verify=0 \
+		+ tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run ! timeout 20 openssl s_client -connect 127.0.0.1:"$PORT" -servername upstream.test </dev/null
+	err_logged "#1 the upstream's certificate is [0-9]+ bytes, over the 65536 tproxy forges from: refused"
+	PORT=$(sed -n 2p <<<"$PORTS")
+	leaf "$T/good.pem"
+	kill -0 "$TP_PID"
+}
+
+@test "an upstream certificate with 2,000 names is refused, the count named in the reason" {
+	eof_server lots lots
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run ! eof_client --mode read
+	err_logged "#1 the upstream's certificate has 2000 subject alternative names, over the 1000 tproxy forges from: refused"
+}
+
+@test "an upstream certificate of 80 KB with a few names is refused as too big" {
+	eof_server fat fat
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run ! eof_client --mode read
+	err_logged "#1 the upstream's certificate is [0-9]+ bytes, over the 65536 tproxy forges from: refused"
+}
+
+@test "the forged certificate keeps the upstream's DNS and IP names only: no email, URI or other name" {
+	eof_server mixed mixed
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	leaf "$T/forged.pem"
+	run -0 openssl x509 -in "$F/mixed.pem" -noout -ext subjectAltName
+	contains 'email:admin@upstream.test' "$output"
+	run -0 openssl x509 -in "$T/forged.pem" -noout -ext subjectAltName
+	[ "$(sed '1d; s/^ *//' <<<"$output")" = 'DNS:upstream.test, IP Address:192.0.2.7, DNS:alt.upstream.test' ] || {
+		printf 'forged names:\n%s\n' "$output" >&2
+		return 1
+	}
+	run -0 openssl x509 -in "$T/forged.pem" -noout -text
+	lacks email "$output"
+	lacks URI "$output"
+	lacks othername "${output,,}"
+	run -0 openssl verify -no-CApath -no-CAstore -CAfile "$F/ica.pem" -verify_hostname alt.upstream.test "$T/forged.pem"
 }
