@@ -59,7 +59,7 @@ ssl_error(void)
 	unsigned long e = ERR_get_error();
 
 	if (e == 0)
-		return "unknown error";
+		return "no detail from OpenSSL";
 	ERR_error_string_n(e, buf, sizeof(buf));
 	ERR_clear_error();
 	return buf;

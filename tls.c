@@ -33,13 +33,37 @@ tls_error(void)
 	unsigned long e = ERR_get_error();
 
 	if (e == 0)
-		return "unknown error";
+		return "no detail from OpenSSL";
 	ERR_error_string_n(e, buf, sizeof(buf));
 	ERR_clear_error();
 	return buf;
 }
 
 /* ------------------------------------------------------------ contexts */
+
+/*
+ * Notes the alerts the peer sends (arg is the side's struct tls): a
+ * close_notify tells a clean end of its stream from a cut TCP connection,
+ * and another alert names why the connection failed.
+ */
+static void
+msg_cb(int write_p, int version, int content_type, const void *buf,
+    size_t len, SSL *ssl, void *arg)
+{
+	const unsigned char *p = buf;
+	struct tls *s = arg;
+
+	(void)version;
+	(void)ssl;
+	if (write_p || content_type != SSL3_RT_ALERT || len != 2 || s == NULL)
+		return;
+	if (p[1] == SSL_AD_CLOSE_NOTIFY)
+		s->notified = 1;
+	else {
+		s->alerted = 1;
+		s->alert = p[1];
+	}
+}
 
 static void
 keylog_cb(const SSL *ssl, const char *line)
@@ -221,6 +245,8 @@ tls_upstream_start(struct tls *s, const struct route *r, int fd,
 	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
 		goto fail;
 	SSL_set_app_data(ssl, ti);
+	SSL_set_msg_callback(ssl, msg_cb);
+	SSL_set_msg_callback_arg(ssl, s);
 	SSL_set_connect_state(ssl);
 	if (name[0] != '\0' && !host_is_literal(name))
 		SSL_set_tlsext_host_name(ssl, name);
@@ -258,6 +284,8 @@ tls_client_start(struct tls *s, const struct route *r, int fd, X509 *up,
 	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
 		goto fail;
 	SSL_set_app_data(ssl, ti);
+	SSL_set_msg_callback(ssl, msg_cb);
+	SSL_set_msg_callback_arg(ssl, s);
 	if (r->listen.cert[0] == '\0') {
 		const char *name = sni ? sni : r->target.host[0] ?
 		    r->target.host : "localhost";
@@ -284,15 +312,51 @@ fail:
 }
 
 /*
+ * Why an SSL call on s failed, in words, into err: the alert the peer
+ * sent, else the system's error (err_no: errno right after the call), else
+ * OpenSSL's reason, else what the end of the connection looked like.
+ * e is SSL_get_error()'s verdict.  Clears OpenSSL's error queue.
+ */
+static void
+tls_reason(const struct tls *s, int e, int err_no, char *err, size_t errlen)
+{
+	const char *who = s->upstream ? "upstream" : "client", *r;
+	unsigned long q = ERR_peek_error();
+
+	if (s->alerted)
+		snprintf(err, errlen, "TLS alert from the %s: %s", who,
+		    SSL_alert_desc_string_long(s->alert));
+	else if (q != 0 && ERR_GET_LIB(q) == ERR_LIB_SYS)
+		snprintf(err, errlen, "%s", strerror(ERR_GET_REASON(q)));
+	else if (err_no != 0 && (q == 0 || e == SSL_ERROR_SYSCALL))
+		snprintf(err, errlen, "%s", strerror(err_no));
+	else if (q != 0 && (r = ERR_reason_error_string(q)) != NULL)
+		snprintf(err, errlen, "TLS: %s", r);
+	else if (q != 0)
+		snprintf(err, errlen, "TLS: %s", tls_error());
+	else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
+		snprintf(err, errlen, "%s closed the connection%s", who,
+		    s->notified ? "" : " without close_notify");
+	else
+		snprintf(err, errlen, "TLS failed (SSL_get_error %d, no "
+		    "detail from OpenSSL)", e);
+	ERR_clear_error();
+}
+
+/*
  * Drives a handshake.  Returns 1 when done, 0 when it waits (s->want says
  * for what), -1 on failure with a reason in err.
  */
 int
 tls_handshake(struct tls *s, struct tlsinfo *ti, char *err, size_t errlen)
 {
-	int rc = SSL_do_handshake(s->ssl), e;
+	int rc, e, err_no;
 	long vr;
+	char why[ERRLEN / 2];
 
+	errno = 0;
+	rc = SSL_do_handshake(s->ssl);
+	err_no = errno;
 	s->want = 0;
 	if (rc == 1) {
 		s->hs = 0;
@@ -318,18 +382,16 @@ tls_handshake(struct tls *s, struct tlsinfo *ti, char *err, size_t errlen)
 		return 0;
 	}
 	vr = SSL_get_verify_result(s->ssl);
-	if (s->upstream && vr != X509_V_OK)
+	if (s->upstream && vr != X509_V_OK) {
 		snprintf(err, errlen, "TLS handshake with upstream: certificate "
 		    "verify failed: %s (verify=0 accepts it)",
 		    X509_verify_cert_error_string(vr));
-	else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-		snprintf(err, errlen, "TLS handshake with %s: %s",
-		    s->upstream ? "upstream" : "client", errno ?
-		    strerror(errno) : "connection closed");
-	else
-		snprintf(err, errlen, "TLS handshake with %s: %s",
-		    s->upstream ? "upstream" : "client", tls_error());
-	ERR_clear_error();
+		ERR_clear_error();
+		return -1;
+	}
+	tls_reason(s, e, err_no, why, sizeof(why));
+	snprintf(err, errlen, "TLS handshake with %s: %s",
+	    s->upstream ? "upstream" : "client", why);
 	return -1;
 }
 
@@ -341,12 +403,14 @@ tls_peer_cert(struct tls *s)
 }
 
 /*
- * What an SSL_read()/SSL_write() result rc means: the count (rc > 0), 0 at
- * the end of the stream (reads), -1 when it must wait (s->want says for
- * what), -2 on an error (the reason in err).
+ * What an SSL_read()/SSL_write() result rc means (err_no: errno right
+ * after the call): the count (rc > 0), 0 at the end of the stream (reads;
+ * tls_eof_clean() tells how it ended), -1 when it must wait (s->want says
+ * for what), -2 on an error (the reason in err).
  */
 static ssize_t
-tls_result(struct tls *s, int rc, int reading, char *err, size_t errlen)
+tls_result(struct tls *s, int rc, int reading, int err_no, char *err,
+    size_t errlen)
 {
 	int e;
 
@@ -358,14 +422,15 @@ tls_result(struct tls *s, int rc, int reading, char *err, size_t errlen)
 		s->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 		return -1;
 	}
+	/*
+	 * SSL_OP_IGNORE_UNEXPECTED_EOF makes a bare TCP end a ZERO_RETURN
+	 * too, so that writing on stays possible; the message callback saw
+	 * whether a close_notify came.
+	 */
 	if (reading && (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL &&
-	    ERR_peek_error() == 0 && errno == 0)))
+	    ERR_peek_error() == 0 && err_no == 0)))
 		return 0;
-	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-		snprintf(err, errlen, "%s", strerror(errno));
-	else
-		snprintf(err, errlen, "TLS: %s", tls_error());
-	ERR_clear_error();
+	tls_reason(s, e, err_no, err, errlen);
 	return -2;
 }
 
@@ -373,9 +438,11 @@ tls_result(struct tls *s, int rc, int reading, char *err, size_t errlen)
 ssize_t
 tls_read(struct tls *s, void *buf, size_t n, char *err, size_t errlen)
 {
+	int rc;
+
 	errno = 0;
-	return tls_result(s, SSL_read(s->ssl, buf, n > INT32_MAX ? INT32_MAX :
-	    (int)n), 1, err, errlen);
+	rc = SSL_read(s->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+	return tls_result(s, rc, 1, errno, err, errlen);
 }
 
 /* Writes plaintext; returns the count, -1 to wait, -2 on error (err). */
@@ -383,9 +450,11 @@ ssize_t
 tls_write(struct tls *s, const void *buf, size_t n, char *err,
     size_t errlen)
 {
+	int rc;
+
 	errno = 0;
-	return tls_result(s, SSL_write(s->ssl, buf, n > INT32_MAX ? INT32_MAX :
-	    (int)n), 0, err, errlen);
+	rc = SSL_write(s->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+	return tls_result(s, rc, 0, errno, err, errlen);
 }
 
 /* Returns 1 once the handshake on s is complete. */
@@ -406,6 +475,12 @@ int
 tls_pending(const struct tls *s)
 {
 	return s->ssl != NULL && SSL_has_pending(s->ssl);
+}
+
+int
+tls_eof_clean(const struct tls *s)
+{
+	return s->notified;
 }
 
 void

@@ -275,3 +275,74 @@ err_logged() {
 	lacks othername "${output,,}"
 	run -0 openssl verify -no-CApath -no-CAstore -CAfile "$F/ica.pem" -verify_hostname alt.upstream.test "$T/forged.pem"
 }
+
+# --- the end of a TLS stream (finding 11) -------------------------------------
+
+@test "an upstream that ends its TLS without close_notify: the client sees an unexpected EOF, not a clean end" {
+	eof_server up up --mode send --end ragged
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run -0 eof_client --mode read
+	[ "$output" = 'eof unexpected 100000' ] || {
+		echo "the client saw: $output" >&2
+		return 1
+	}
+}
+
+@test "an upstream that ends its TLS with close_notify: the client sees a clean end" {
+	eof_server up up --mode send --end clean
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run -0 eof_client --mode read
+	[ "$output" = 'eof clean 100000' ] || {
+		echo "the client saw: $output" >&2
+		return 1
+	}
+}
+
+@test "a client that ends its TLS without close_notify: the upstream sees an unexpected EOF" {
+	eof_server up up --mode read
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run -0 eof_client --mode send --end ragged
+	wait_for "$T/up.log" '^(eof|error)' 20
+	[ "$(cat "$T/up.log")" = 'eof unexpected 100000' ] || {
+		echo "the upstream saw: $(cat "$T/up.log")" >&2
+		return 1
+	}
+}
+
+@test "a client that ends its TLS with close_notify: the upstream sees a clean end" {
+	eof_server up up --mode read
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	run -0 eof_client --mode send --end clean
+	wait_for "$T/up.log" '^(eof|error)' 20
+	[ "$(cat "$T/up.log")" = 'eof clean 100000' ] || {
+		echo "the upstream saw: $(cat "$T/up.log")" >&2
+		return 1
+	}
+}
+
+# --- reasons (finding 12) -----------------------------------------------------
+
+@test "a client that goes away mid-stream on a TLS route is logged with what happened, never 'unknown error'" {
+	eof_server up up --mode send --size 50000000
+	start_tproxy --json "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	# a FIN without close_notify, then a reset while tproxy still writes
+	run -0 eof_client --mode read --stop-after 1000000 --end cut
+	contains 'stopped after' "$output"
+	err_logged '#1 (write to|read from) client: '
+	run -0 grep '#1 ' "$T/tproxy.err"
+	matches '#1 (write to|read from) client: (Broken pipe|Connection reset by peer)$' "$output"
+	lacks 'unknown error' "$output"
+	run -0 jq -r 'select(.event == "error") | .reason' "$T/tproxy.out"
+	matches '^(write to|read from) client: (Broken pipe|Connection reset by peer)$' "$output"
+}
+
+@test "a client that rejects the forged certificate: the reason names its alert" {
+	eof_server up up
+	start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls,verify=0
+	# a client that trusts only the upstream's CA, not tproxy's
+	run ! timeout 60 python3 "$EOF_TOOL" client 127.0.0.1 "$PORT" --cafile "$F/uca.pem" \
+		--sni upstream.test --mode read
+	err_logged '#1 .*client: TLS alert from the client: unknown CA$'
+	run -0 grep '#1 ' "$T/tproxy.err"
+	lacks 'unknown error' "$output"
+}

@@ -19,7 +19,8 @@ do what --mode says:
                 N being the bytes read; then, for a clean end, answer
                 the close_notify with one
   --end clean   close_notify, then close (default)
-  --end ragged  close the TCP connection without close_notify
+  --end ragged  end the TCP stream (FIN) without close_notify, read what
+                the peer still sends until it closes, then close
   --end reset   close with a TCP reset (SO_LINGER 0)
   --end cut     (with --stop-after) a FIN without close_notify, then read
                 as many bytes again and reset
@@ -39,13 +40,26 @@ import sys
 import threading
 
 
-def end(tls, how):
+def end(tls, how, wait=20):
     """Ends the connection (the TLS socket owns the descriptor)."""
     if how == 'clean':
         try:
             tls.unwrap()	# close_notify; waits for the peer's
         except (OSError, ValueError):
             pass
+    elif how == 'ragged':
+        # FIN without close_notify; then take in whatever the peer still
+        # sends (session tickets, its own end) as raw bytes, so that the
+        # close sends no reset
+        raw = socket.socket(fileno=os.dup(tls.fileno()))
+        raw.shutdown(socket.SHUT_WR)
+        raw.settimeout(wait)
+        try:
+            while raw.recv(65536):
+                pass
+        except OSError:
+            pass
+        raw.close()
     elif how == 'reset':
         tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     tls.close()
@@ -62,7 +76,7 @@ def read_all(tls, args):
             n += len(data)
             if args.stop_after is not None and n >= args.stop_after:
                 if args.end != 'cut':
-                    end(tls, args.end)
+                    end(tls, args.end, args.wait)
                     return 'stopped after %d' % n
                 if n >= 2 * args.stop_after:
                     end(tls, 'reset')
@@ -85,7 +99,7 @@ def read_all(tls, args):
 
 def send(tls, args):
     tls.sendall(b'x' * args.size)
-    end(tls, args.end)
+    end(tls, args.end, args.wait)
 
 
 def serve(raw, args, ctx):
