@@ -226,17 +226,18 @@ fail:
 
 /*
  * Opens name (in the directory dfd, or a path when dfd is AT_FDCWD) for
- * reading.  In the state directory a symbolic link is never followed.  A
- * private key (key set) readable by group or others is refused, as ssh
- * and sslsplit refuse one.  Returns the stream, or NULL with a message in
+ * reading.  In the state directory a symbolic link is never followed, and
+ * only a regular file is taken.  A
+ * private key (key set) that group or others may read or write is refused,
+ * as ssh and sslsplit refuse one.  Returns the stream, or NULL with a message in
  * err (errno ENOENT when the file is missing).
  */
 static FILE *
 pem_open(int dfd, const char *name, const char *what, int key, char *err,
     size_t errlen)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC |
-	    (dfd == AT_FDCWD ? 0 : O_NOFOLLOW));
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | (dfd == AT_FDCWD ?
+	    0 : O_NOFOLLOW | O_NONBLOCK));
 	struct stat st;
 	FILE *f;
 
@@ -251,14 +252,16 @@ pem_open(int dfd, const char *name, const char *what, int key, char *err,
 		errno = e;
 		return NULL;
 	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+	/* a given file may be a pipe: --ca-key=<(...) */
+	if (fstat(fd, &st) == -1 || (dfd != AT_FDCWD && !S_ISREG(st.st_mode))) {
 		snprintf(err, errlen, "%s: not a regular file", what);
 		goto fail;
 	}
 	if (key && (st.st_mode & 077)) {
-		snprintf(err, errlen, "%s is readable by group or others: "
-		    "refusing a private key anyone else may have read (chmod "
-		    "600 %s)", what, dfd == AT_FDCWD ? name : what);
+		snprintf(err, errlen, "%s is open to group or others (mode "
+		    "%03o): refusing a private key anyone else may have read "
+		    "(chmod 600 %s)", what, (unsigned)(st.st_mode & 0777),
+		    dfd == AT_FDCWD ? name : what);
 		goto fail;
 	}
 	if ((f = fdopen(fd, "r")) == NULL) {

@@ -199,7 +199,7 @@ err_logged() {
 	stop_tproxy
 	chmod 640 "$T/state/tproxy/ca.key"
 	XDG_STATE_HOME=$T/state tproxy_fails tcp-listen:0,tls echo
-	contains "$T/state/tproxy/ca.key is readable by group or others" "$stderr"
+	contains "$T/state/tproxy/ca.key is open to group or others (mode 640)" "$stderr"
 	contains "chmod 600 $T/state/tproxy/ca.key" "$stderr"
 	chmod 600 "$T/state/tproxy/ca.key"
 	XDG_STATE_HOME=$T/state start_tproxy tcp-listen:0,tls echo
@@ -209,7 +209,7 @@ err_logged() {
 	cp "$F/ica.key" "$T/open.key"
 	chmod 644 "$T/open.key"
 	tproxy_fails --ca-cert="$F/ica.pem" --ca-key="$T/open.key" tcp-listen:0,tls echo
-	contains "--ca-key=$T/open.key is readable by group or others" "$stderr"
+	contains "--ca-key=$T/open.key is open to group or others (mode 644)" "$stderr"
 	contains "chmod 600 $T/open.key" "$stderr"
 }
 
