@@ -138,7 +138,8 @@ side_flush(struct side *s, char *why, size_t len)
 	if (s->inpipe == 0)
 		pipe_put(s);
 	if (s->want_shut && !s->wr_shut && side_pending(s) == 0) {
-		tls_shutdown(&s->tls);
+		if (!s->cut)
+			tls_shutdown(&s->tls);
 		(void)shutdown(s->fd, SHUT_WR);
 		s->wr_shut = 1;
 	}

@@ -21,6 +21,7 @@ struct side {
 	unsigned	 rd_eof:1;	/* read returned 0 */
 	unsigned	 wr_shut:1;	/* we shut down writing */
 	unsigned	 want_shut:1;	/* shut down writing once out drains */
+	unsigned	 cut:1;		/* ...without close_notify (TLS) */
 	unsigned	 splice:1;	/* reads from this side go through a pipe */
 	unsigned	 is_server:1;
 	struct tls	 tls;
@@ -32,7 +33,10 @@ size_t	 side_pending(const struct side *s) __attribute__((nonnull));
 /* Writes p now: the count, -1 to wait, -2 on error (why). */
 ssize_t	 side_raw_write(struct side *s, const uint8_t *p, size_t n, char *why,
 	    size_t len) __attribute__((nonnull));
-/* Writes what waits, then FIN if asked: 0, or -1 on error (why). */
+/*
+ * Writes what waits, then, if asked, close_notify (unless cut) and FIN: 0,
+ * or -1 on error (why).
+ */
 int	 side_flush(struct side *s, char *why, size_t len)
 	    __attribute__((nonnull));
 /* Reads: the count, 0 at EOF, -1 to wait, -2 on error (why). */

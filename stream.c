@@ -270,10 +270,17 @@ check_done(struct stream *st)
 
 /* ------------------------------------------------------------ reading */
 
+/*
+ * The end of what s sends.  A TLS stream that ended without close_notify
+ * may have been cut short by anyone on the path: the side it goes to gets
+ * its end the same way, without close_notify, so its peer can tell.
+ */
 static void
 side_eof(struct stream *st, struct side *s)
 {
 	s->rd_eof = 1;
+	if (s->tls.ssl != NULL && !tls_eof_clean(&s->tls))
+		dst_side(st, side_dir(st, s))->cut = 1;
 	conn_eof(st->c, side_dir(st, s));
 }
 

@@ -26,6 +26,9 @@ struct tls {
 	short		 want;		/* POLLIN/POLLOUT that TLS waits for */
 	unsigned	 hs:1;		/* handshake under way */
 	unsigned	 upstream:1;	/* we are the client of this side */
+	unsigned	 notified:1;	/* the peer sent close_notify */
+	unsigned	 alerted:1;	/* the peer sent another alert: */
+	unsigned char	 alert;		/* its description */
 };
 
 struct x509_st;
@@ -55,6 +58,11 @@ ssize_t	 tls_read(struct tls *s, void *buf, size_t n, char *err,
 ssize_t	 tls_write(struct tls *s, const void *buf, size_t n, char *err,
 	    size_t errlen) __attribute__((nonnull));
 int	 tls_pending(const struct tls *s) __attribute__((nonnull));
+/*
+ * Returns 1 if the peer ended its stream with close_notify, 0 if the TCP
+ * connection just ended (the stream may have been cut short).
+ */
+int	 tls_eof_clean(const struct tls *s) __attribute__((nonnull));
 int	 tls_ready(const struct tls *s) __attribute__((nonnull));
 void	 X509_free_ref(struct x509_st *x);
 void	 tls_shutdown(struct tls *s) __attribute__((nonnull));

@@ -9,6 +9,7 @@
 
 #include "accept.h"
 #include "addr.h"
+#include "ca.h"
 #include "conn.h"
 #include "event.h"
 #include "filter.h"
