@@ -237,8 +237,9 @@ pout_due(const struct pout *po, uint64_t now)
 static int
 file_open(const char *path, int overwrite, int *pipe)
 {
-	/* O_NONBLOCK: a fifo without a reader fails at once (ENXIO) */
-	int fl = O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, fd;
+	/* O_NONBLOCK: a fifo without a reader fails at once (ENXIO);
+	   O_NOFOLLOW: decrypted traffic never goes where a link points */
+	int fl = O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW, fd;
 	struct stat st;
 
 	if (overwrite)

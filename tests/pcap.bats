@@ -468,3 +468,12 @@ no_trouble() {
 	run -0 grep -c "pcap:$T/plain/d/: cannot create: Not a directory; the traffic goes on uncaptured" "$T/tproxy.err"
 	[ "$output" = 1 ]
 }
+
+@test "pcap: a capture file that is a symbolic link is not followed; traffic goes on" {
+	ln -s "$T/elsewhere.pcap" "$T/link.pcap"
+	start_tproxy tcp-listen:0 echo pcap:"$T/link.pcap"
+	run -0 python3 "$TOOLS/filt_client.py" 127.0.0.1 "$PORT" 's:hi' 'u:hi' shut eof
+	[ "$output" = hi ]
+	wait_for "$T/tproxy.err" 'link\.pcap'
+	[ ! -e "$T/elsewhere.pcap" ]
+}
