@@ -56,6 +56,28 @@ s.sendall(b"still here\n")
 print(s.recv(100).decode().strip())' "$1"
 }
 
+# --- half-sent TLS ClientHellos --------------------------------------------------
+
+@test "200 idle half-sent ClientHellos of 48 KiB cost no CPU, and a hello completed later is served" {
+	XDG_STATE_HOME=$T/state start_tproxy tcp-listen:0,tls echo
+	bg "$PY" "$LT" hello "$PORT" 200 --hold 8 >"$T/hello.out"
+	wait_for "$T/hello.out" '^sent=200$' 20
+	# one more client sends 100 bytes of a real ClientHello, and waits
+	bg "$PY" "$LT" tlsecho "$PORT" 100 "$T/go" >"$T/tls.out"
+	wait_for "$T/tls.out" '^partial$' 20
+	local t0 t1
+	t0=$(cpu_ticks "$TP_PID")
+	sleep 2		# the window measured, not a wait for an event
+	t1=$(cpu_ticks "$TP_PID")
+	echo "tproxy used $((t1 - t0)) clock ticks in 2 s with 201 partial hellos"
+	# peeking again every 20 ms took some 25 ticks here (of 200 in 2 s)
+	below 10 "clock ticks used in 2 s" $((t1 - t0))
+	# the partial hello completed: handshake, and the bytes echoed back
+	touch "$T/go"
+	wait_for "$T/tls.out" '^echo=ping$' 20
+	kill -0 "$TP_PID"
+}
+
 # --- s/// on idle connections ---------------------------------------------------
 
 @test "300 idle connections that each sent 64 KiB through s/// hold no buffers" {

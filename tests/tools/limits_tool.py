@@ -10,14 +10,16 @@ usage:
       "sent=N", then, once done, "replies=R" (datagrams that came back).
       With --expect K it exits as soon as K replies came.
 
-  limits_tool.py hello PORT N [--hold S] [--finish FILE]
+  limits_tool.py hello PORT N [--hold S]
       N TCP connections to 127.0.0.1:PORT, each sending 48 KiB of a TLS
       ClientHello that announces 60,000 bytes, then waiting; prints
-      "sent=N" once all are sent.  With --finish, once FILE exists the
-      first connection completes its hello and prints "finished=1" when
-      tproxy answers it with anything (a ServerHello or an alert),
-      "finished=0" if it closes without a byte.  Stays S seconds
-      (default 5) after the last step.
+      "sent=N" once all are sent, then stays S seconds (default 5).
+
+  limits_tool.py tlsecho PORT SPLIT GOFILE
+      A TLS client (no certificate check) to 127.0.0.1:PORT that sends the
+      first SPLIT bytes of its ClientHello, prints "partial", waits until
+      GOFILE exists, sends the rest, finishes the handshake, sends "ping"
+      and prints "echo=" and what came back.
 
   limits_tool.py idle PORT N SIZE [--hold S]
       N TCP connections to 127.0.0.1:PORT, one after the other, each sending
@@ -29,6 +31,7 @@ import argparse
 import os
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -81,18 +84,45 @@ def hello(a):
         s.sendall(data)
         socks.append(s)
     print("sent=%d" % a.n, flush=True)
-    if a.finish:
-        while not os.path.exists(a.finish):
-            time.sleep(0.05)
-        s = socks[0]
-        s.sendall(record(rest))
-        s.settimeout(10)
-        try:
-            got = s.recv(1)
-        except OSError:
-            got = b""
-        print("finished=%d" % (1 if got else 0), flush=True)
     time.sleep(a.hold)
+
+
+def tlsecho(a):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    t = ctx.wrap_bio(inc, outg, server_hostname="example.test")
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+
+    def step(fn, *args):
+        while True:
+            try:
+                r = fn(*args)
+                if outg.pending:
+                    s.sendall(outg.read())
+                return r
+            except ssl.SSLWantReadError:
+                if outg.pending:
+                    s.sendall(outg.read())
+                b = s.recv(65536)
+                if not b:
+                    raise EOFError("closed by tproxy")
+                inc.write(b)
+
+    try:
+        t.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outg.read()
+    s.sendall(hello[:a.split])
+    print("partial", flush=True)
+    while not os.path.exists(a.gofile):
+        time.sleep(0.05)
+    s.sendall(hello[a.split:])
+    step(t.do_handshake)
+    step(t.write, b"ping")
+    print("echo=%s" % step(t.read, 100).decode(), flush=True)
 
 
 def idle(a):
@@ -127,14 +157,17 @@ def main():
     h.add_argument("port", type=int)
     h.add_argument("n", type=int)
     h.add_argument("--hold", type=float, default=5)
-    h.add_argument("--finish")
+    e = sub.add_parser("tlsecho")
+    e.add_argument("port", type=int)
+    e.add_argument("split", type=int)
+    e.add_argument("gofile")
     i = sub.add_parser("idle")
     i.add_argument("port", type=int)
     i.add_argument("n", type=int)
     i.add_argument("size", type=int)
     i.add_argument("--hold", type=float, default=5)
     a = p.parse_args()
-    {"udp": udp, "hello": hello, "idle": idle}[a.cmd](a)
+    {"udp": udp, "hello": hello, "tlsecho": tlsecho, "idle": idle}[a.cmd](a)
 
 
 if __name__ == "__main__":
