@@ -480,7 +480,7 @@ hello_read(struct stream *st)
 			return;		/* the rest when it comes */
 	}
 	if (h.sni_bad)
-		diag_err("tproxy: #%llu invalid SNI in the ClientHello "
+		diag_limited("tproxy: #%llu invalid SNI in the ClientHello "
 		    "ignored", (unsigned long long)conn_flow(c)->id);
 	if ((st->ti = calloc(1, sizeof(*st->ti))) == NULL) {
 		conn_fail(c, "out of memory");
