@@ -110,7 +110,7 @@ ev_connect(const struct flow *f)
 void
 ev_error(const struct flow *f, const char *reason)
 {
-	diag_err("tproxy: #%llu %s", (unsigned long long)f->id, reason);
+	diag_limited("tproxy: #%llu %s", (unsigned long long)f->id, reason);
 	if (!opt.json)
 		return;
 	json_head("error", f, f->route);

@@ -1,6 +1,6 @@
 /*
  * hello.c - read the server name (SNI) and the ALPN protocols from a TLS
- * ClientHello, peeked from the client before any TLS library sees it.
+ * ClientHello, read from the client before any TLS library sees it.
  *
  * The bytes are the client's: every length is checked against what is left
  * before it is used, and tests/fuzz/fuzz_hello.c runs this under libFuzzer.
@@ -164,6 +164,28 @@ hello_join(const uint8_t *p, size_t n, uint8_t *msg, size_t cap)
 		}
 		if (need != 0 && have >= need)
 			return (ssize_t)need;
+	}
+}
+
+/*
+ * How many bytes from p on the records begun in p[0..n) take: the end of the
+ * record that is incomplete, or of the next record's header when all are
+ * whole.  A reader that stops there leaves what follows the ClientHello in
+ * the socket.  Returns a count above n; the records are not checked (that
+ * is hello_parse()'s job).
+ */
+size_t
+hello_need(const uint8_t *p, size_t n)
+{
+	size_t off = 0, len;
+
+	for (;;) {
+		if (n - off < 5)
+			return off + 5;
+		len = (size_t)p[off + 3] << 8 | p[off + 4];
+		if (n - off < 5 + len)
+			return off + 5 + len;
+		off += 5 + len;
 	}
 }
 

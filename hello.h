@@ -19,4 +19,7 @@ struct hello {
 int	 hello_parse(const uint8_t *p, size_t n, struct hello *h)
 	    __attribute__((nonnull));
 
+/* The end of the records begun in p[0..n): a count above n. */
+size_t	 hello_need(const uint8_t *p, size_t n) __attribute__((nonnull));
+
 #endif /* HELLO_H */

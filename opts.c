@@ -5,4 +5,6 @@
 
 struct options opt = {
 	.udp_timeout = 60,
+	.max_sessions = -1,		/* from the descriptor limit */
+	.max_per_source = -1,		/* half of max_sessions */
 };

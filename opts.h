@@ -9,6 +9,8 @@ struct options {
 	int		 json;		/* --json */
 	int		 verbose;	/* -1 quiet, 0 normal, >0 more */
 	long		 max_conns;	/* 0 = no cap */
+	long		 max_sessions;	/* UDP sessions; 0 = no cap */
+	long		 max_per_source; /* UDP sessions of one address; 0 = no cap */
 	long		 idle_timeout;	/* seconds, 0 = none */
 	long		 udp_timeout;	/* seconds */
 	const char	*user;

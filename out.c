@@ -76,6 +76,7 @@ static uint64_t		 dropped;	/* observations lost past OUT_MAX_OBS */
 static void		(*on_drain)(void);
 
 static void out_ready(void *arg, int revents);
+static void kinds_flush(void);
 
 /* Picks how standard output is written (once, at the first write). */
 static void
@@ -339,6 +340,7 @@ out_close(int wait_ms)
 	uint64_t end = now_ms() + (uint64_t)wait_ms;
 	struct pollfd p;
 
+	kinds_flush();
 	out_flush();
 	while (!out_broken && buf_pending(&obuf) > 0 && now_ms() < end) {
 		p.fd = ofd;
@@ -394,6 +396,132 @@ diag_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	vdiag(fmt, ap);
 	va_end(ap);
+}
+
+/* ------------------------------------------------------------ rate limit */
+
+/*
+ * Lines about one connection (its error, a dropped datagram) come at most
+ * once a second per kind: a flood of clients would otherwise make a line
+ * each.  The kind is the line without its digits (connection ids,
+ * addresses, ports), so "#12 connect 10.0.0.1:80: refused" and "#13
+ * connect 10.0.0.2:80: refused" are one kind.  The first line of a kind is
+ * printed; the ones in the second after it are counted, and when that
+ * second is over one line gives the count and the last of them, and opens
+ * the next second.  A kind that collides with a busy one shares its count.
+ */
+#define KINDS		64
+#define KIND_MS		1000	/* "in 1 s" in kind_report() */
+
+static struct kind {
+	uint32_t	 hash;
+	uint64_t	 since;		/* ms: its second began; 0 = free */
+	unsigned long	 suppressed;
+	char		 last[256];	/* the last line kept back */
+} kinds[KINDS];
+static struct timer	 kinds_timer;
+
+static uint32_t
+kind_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static void
+kind_report(struct kind *k)
+{
+	const char *last = k->last;
+
+	if (strncmp(last, "tproxy: ", 8) == 0)
+		last += 8;
+	diag_err("tproxy: suppressed %lu more like this in 1 s; the last: %s",
+	    k->suppressed, last);
+	k->suppressed = 0;
+}
+
+/* Reports what each kind kept back in a second that is over. */
+static void
+kinds_fired(struct timer *t)
+{
+	uint64_t now = now_ms(), next = 0, due;
+	size_t i;
+
+	(void)t;
+	for (i = 0; i < KINDS; i++) {
+		struct kind *k = &kinds[i];
+
+		if (k->suppressed == 0)
+			continue;
+		due = k->since + KIND_MS;
+		if (due <= now) {
+			kind_report(k);
+			k->since = now;		/* the report opens a second */
+		} else if (next == 0 || due < next)
+			next = due;
+	}
+	if (next != 0)
+		timer_arm(&kinds_timer, next - now);
+}
+
+void
+diag_limited(const char *fmt, ...)
+{
+	char line[1024];
+	struct kind *k = NULL, *spare = NULL, *c;
+	uint64_t now = now_ms();
+	uint32_t h;
+	va_list ap;
+	size_t i;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	h = kind_hash(line);
+	for (i = 0; i < 4 && k == NULL; i++) {	/* its slot, or a free one */
+		c = &kinds[(h + i) % KINDS];
+		if (c->since != 0 && c->hash == h)
+			k = c;
+		else if (spare == NULL && c->suppressed == 0 &&
+		    (c->since == 0 || now - c->since >= KIND_MS))
+			spare = c;
+	}
+	if (k == NULL && spare != NULL) {
+		k = spare;
+		k->hash = h;
+		k->since = 0;
+	}
+	if (k == NULL)
+		k = &kinds[h % KINDS];		/* all busy: share a count */
+	if (k->since == 0 || now - k->since >= KIND_MS) {
+		if (k->suppressed > 0)
+			kind_report(k);
+		k->since = now ? now : 1;
+		diag_err("%s", line);
+		return;
+	}
+	k->suppressed++;
+	line[sizeof(k->last) - 1] = '\0';	/* the start of it will do */
+	memcpy(k->last, line, strlen(line) + 1);
+	kinds_timer.cb = kinds_fired;
+	if (!timer_armed(&kinds_timer))
+		timer_arm(&kinds_timer, k->since + KIND_MS - now);
+}
+
+/* At exit: the counts still kept back. */
+static void
+kinds_flush(void)
+{
+	size_t i;
+
+	for (i = 0; i < KINDS; i++)
+		if (kinds[i].suppressed > 0)
+			kind_report(&kinds[i]);
+	timer_stop(&kinds_timer);
 }
 
 void

@@ -25,6 +25,8 @@ void	 out_on_drain(void (*cb)(void));
 int	 out_color(void);
 void	 diag(const char *fmt, ...) PRINTF(1, 2);	/* stderr, not with -q */
 void	 diag_err(const char *fmt, ...) PRINTF(1, 2);	/* stderr, always */
+/* diag_err() for lines about one connection: one a second per kind. */
+void	 diag_limited(const char *fmt, ...) PRINTF(1, 2);
 void	 out_printf(const char *fmt, ...) PRINTF(1, 2);	/* stdout */
 void	 out_write(const void *p, size_t n);
 /* a then b, both or neither (one record that must not be cut) */

@@ -40,7 +40,6 @@
 #define OUT_HIGH		(64 * 1024)	/* stop reading above this */
 #define CONNECT_TIMEOUT_MS	10000
 #define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
-#define HELLO_RETRY_MS		20	/* peeking for the rest of a hello */
 #define PROXY_HEADER_MS		3000	/* a PROXY header, whole */
 #define SPLICE_MIN		16384	/* a read this big turns on splice */
 
@@ -50,12 +49,11 @@ struct stream {
 	struct side	 side[2];	/* [0] client, [1] server */
 	struct tlsinfo	*ti;		/* TLS listeners only (memory) */
 	struct timer	 timer;		/* hello, connect and handshake time */
-	struct timer	 retry;		/* peek at a partial ClientHello again */
+	struct buf	 hbuf;		/* the ClientHello read so far */
 	uint8_t		*pp;		/* the PROXY header read so far */
 	size_t		 pplen;
 	unsigned	 pp_wait:1;	/* reading the client's PROXY header */
-	unsigned	 hello:1;	/* peeking at the client's ClientHello */
-	unsigned	 hello_wait:1;	/* ClientHello incomplete: retry later */
+	unsigned	 hello:1;	/* reading the client's ClientHello */
 	unsigned	 passthrough:1;	/* TLS relayed untouched (by SNI) */
 	unsigned	 tls_wait:1;	/* client handshake not finished */
 };
@@ -120,7 +118,7 @@ side_can_read(struct stream *st, struct side *s)
 	if (st->pp_wait)
 		return !s->is_server;
 	if (st->hello)
-		return !s->is_server && !st->hello_wait;
+		return !s->is_server;
 	if (s->is_server && !conn_open(c))
 		return 0;
 	if (client_tls_pending(st, s))
@@ -241,7 +239,7 @@ stream_close(struct conn *c, void *tp, int reset)
 	side_close(CLIENT(st), reset);
 	side_close(SERVER(st), reset);
 	timer_stop(&st->timer);
-	timer_stop(&st->retry);
+	buf_free(&st->hbuf);
 }
 
 static void
@@ -251,6 +249,7 @@ stream_free(void *tp)
 
 	free(st->ti);
 	free(st->pp);
+	buf_free(&st->hbuf);
 	free(st);
 }
 
@@ -315,7 +314,7 @@ splice_read(struct stream *st, struct side *s, struct side *dst)
 	return n != -3;
 }
 
-static void hello_peek(struct stream *st);
+static void hello_read(struct stream *st);
 
 static void
 side_read_chunk(struct stream *st, struct side *s)
@@ -326,7 +325,7 @@ side_read_chunk(struct stream *st, struct side *s)
 	ssize_t n;
 
 	if (st->hello) {
-		hello_peek(st);
+		hello_read(st);
 		return;
 	}
 	if (s->splice && buf_pending(&dst->out) == 0 && conn_open(st->c) &&
@@ -517,6 +516,11 @@ stream_opened(struct conn *c, void *tp)
 		rc = tls_client_start(&cl->tls, conn_route(c), cl->fd, up,
 		    conn_flow(c)->sni, st->ti, why, sizeof(why));
 		X509_free_ref(up);
+		if (rc == 0)
+			rc = tls_client_prefix(&cl->tls, cl->fd, st->hbuf.data +
+			    st->hbuf.off, buf_pending(&st->hbuf), why,
+			    sizeof(why));
+		buf_free(&st->hbuf);
 		if (rc == -1) {
 			conn_fail(c, why);
 			return;
@@ -528,6 +532,10 @@ stream_opened(struct conn *c, void *tp)
 		(void)side_write(st, sv);
 	if (!conn_closed(c))
 		(void)side_write(st, cl);
+	/* OpenSSL holds the ClientHello already: no poll() says so */
+	if (!conn_closed(c) && cl->tls.ssl != NULL && st->tls_wait &&
+	    side_can_read(st, cl))
+		side_read_chunk(st, cl);
 }
 
 /* Drives the upstream's TLS handshake; opens the connection when done. */
@@ -544,46 +552,62 @@ upstream_handshake(struct stream *st)
 }
 
 /*
- * Peeks at the client's first bytes for a whole ClientHello: its SNI picks
- * passthrough and the upstream's name, its ALPN offer goes upstream.
+ * Reads the client's first bytes into st->hbuf until they hold a whole
+ * ClientHello: its SNI picks passthrough and the upstream's name, its ALPN
+ * offer goes upstream.  Reads stop at the end of the hello's records, so
+ * what the client sends next stays in the socket; a partial hello costs
+ * nothing until more bytes come.  The hello goes on later: to OpenSSL
+ * (stream_opened()), or as the first bytes upstream when passed through.
  */
 static void
-hello_peek(struct stream *st)
+hello_read(struct stream *st)
 {
 	struct conn *c = st->c;
 	const struct route *r = conn_route(c);
+	struct buf *hb = &st->hbuf;
 	struct hello h;
 	char why[ERRLEN];
+	size_t have, want;
 	ssize_t n;
 	int rc;
 
-	n = recv(CLIENT(st)->fd, scratch, sizeof(scratch), MSG_PEEK);
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR) {
-			snprintf(why, sizeof(why), errno == ECONNRESET ?
-			    "reset by client" : "read from client: %s",
-			    strerror(errno));
-			conn_fail(c, why);
+	for (;;) {
+		have = buf_pending(hb);
+		want = have == 0 ? 5 : hello_need(hb->data + hb->off, have);
+		if (want > sizeof(scratch)) {
+			conn_fail(c, "not a TLS ClientHello from the client");
+			return;
 		}
-		return;
-	}
-	if (n == 0) {
-		conn_fail(c, "client closed before its TLS ClientHello");
-		return;
-	}
-	rc = hello_parse(scratch, (size_t)n, &h);
-	if (rc == 0 && (size_t)n < sizeof(scratch)) {
-		/* peeked bytes stay readable: look again a little later */
-		st->hello_wait = 1;
-		timer_arm(&st->retry, HELLO_RETRY_MS);
-		return;
-	}
-	if (rc != 1) {
-		conn_fail(c, "not a TLS ClientHello from the client");
-		return;
+		n = recv(CLIENT(st)->fd, scratch, want - have, 0);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				snprintf(why, sizeof(why), errno == ECONNRESET ?
+				    "reset by client" : "read from client: %s",
+				    strerror(errno));
+				conn_fail(c, why);
+			}
+			return;
+		}
+		if (n == 0) {
+			conn_fail(c, "client closed before its TLS ClientHello");
+			return;
+		}
+		if (buf_append(hb, scratch, (size_t)n) == -1) {
+			conn_fail(c, "out of memory");
+			return;
+		}
+		rc = hello_parse(hb->data + hb->off, buf_pending(hb), &h);
+		if (rc == 1)
+			break;
+		if (rc == -1) {
+			conn_fail(c, "not a TLS ClientHello from the client");
+			return;
+		}
+		if ((size_t)n < want - have)
+			return;		/* the rest when it comes */
 	}
 	if (h.sni_bad)
-		diag_err("tproxy: #%llu invalid SNI in the ClientHello "
+		diag_limited("tproxy: #%llu invalid SNI in the ClientHello "
 		    "ignored", (unsigned long long)conn_flow(c)->id);
 	if ((st->ti = calloc(1, sizeof(*st->ti))) == NULL) {
 		conn_fail(c, "out of memory");
@@ -599,6 +623,11 @@ hello_peek(struct stream *st)
 	st->hello = 0;
 	timer_stop(&st->timer);
 	conn_begin(c, st->passthrough);
+	if (st->passthrough && !conn_closed(c)) {
+		/* untouched: the hello is the first of the bytes upstream */
+		conn_input(c, C2S, hb->data + hb->off, buf_pending(hb));
+		buf_free(hb);
+	}
 }
 
 static void
@@ -674,15 +703,6 @@ stream_connected(struct conn *c, void *tp, int fd)
 /* ------------------------------------------------------------ timers */
 
 static void
-retry_fired(struct timer *t)
-{
-	struct stream *st = t->arg;
-
-	st->hello_wait = 0;		/* time to peek again */
-	stream_update(st->c, st);
-}
-
-static void
 timer_fired(struct timer *t)
 {
 	struct stream *st = t->arg;
@@ -753,8 +773,7 @@ stream_accept(struct route *r, int fd, const struct sockname *peer)
 	side_init(CLIENT(st), 0);
 	side_init(SERVER(st), 1);
 	st->timer.cb = timer_fired;
-	st->retry.cb = retry_fired;
-	st->timer.arg = st->retry.arg = st;
+	st->timer.arg = st;
 	CLIENT(st)->fd = fd;
 	local.len = sizeof(local.ss);
 	if (r->listen.type == A_UNIX_LISTEN ||

@@ -25,6 +25,8 @@
 #include "parse.h"
 #include "tls.h"
 
+static BIO_METHOD	*prefix_method;	/* the ClientHello read before TLS */
+
 /* The last OpenSSL error as text (for messages). */
 const char *
 tls_error(void)
@@ -219,6 +221,8 @@ void
 tls_cleanup(void)
 {
 	ca_cleanup();
+	BIO_meth_free(prefix_method);
+	prefix_method = NULL;
 }
 
 /* ------------------------------------------------------------ sides */
@@ -341,6 +345,136 @@ tls_reason(const struct tls *s, int e, int err_no, char *err, size_t errlen)
 		snprintf(err, errlen, "TLS failed (SSL_get_error %d, no "
 		    "detail from OpenSSL)", e);
 	ERR_clear_error();
+}
+
+/*
+ * The client's ClientHello, read by stream.c before any TLS existed, goes
+ * to OpenSSL through a filter BIO in front of the socket: it gives back
+ * those bytes first, then reads the socket itself.  stream.c reads whole
+ * records and no further, so OpenSSL consumes all of them in its first
+ * step and no byte waits here unseen by poll().
+ */
+struct prefix {
+	uint8_t		*p;
+	size_t		 n, off;
+};
+
+static int
+prefix_read(BIO *b, char *out, int len)
+{
+	struct prefix *px = BIO_get_data(b);
+	size_t k;
+	int rc;
+
+	BIO_clear_retry_flags(b);
+	if (px != NULL && px->off < px->n && len > 0) {
+		k = px->n - px->off;
+		if (k > (size_t)len)
+			k = (size_t)len;
+		memcpy(out, px->p + px->off, k);
+		px->off += k;
+		if (px->off == px->n) {		/* all given: free it now */
+			free(px->p);
+			px->p = NULL;
+			px->n = px->off = 0;
+		}
+		return (int)k;
+	}
+	if (BIO_next(b) == NULL)
+		return 0;
+	rc = BIO_read(BIO_next(b), out, len);
+	BIO_copy_next_retry(b);
+	return rc;
+}
+
+static int
+prefix_write(BIO *b, const char *in, int len)
+{
+	int rc;
+
+	BIO_clear_retry_flags(b);
+	if (BIO_next(b) == NULL)
+		return 0;
+	rc = BIO_write(BIO_next(b), in, len);
+	BIO_copy_next_retry(b);
+	return rc;
+}
+
+static long
+prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct prefix *px = BIO_get_data(b);
+	long rc = BIO_next(b) ? BIO_ctrl(BIO_next(b), cmd, num, ptr) : 0;
+
+	if (cmd == BIO_CTRL_PENDING && px != NULL)
+		rc += (long)(px->n - px->off);
+	return rc;
+}
+
+static int
+prefix_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int
+prefix_destroy(BIO *b)
+{
+	struct prefix *px = BIO_get_data(b);
+
+	if (px != NULL) {
+		free(px->p);
+		free(px);
+	}
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+/*
+ * Makes p[0..n), bytes already read from the client on fd, the first that
+ * OpenSSL reads on s (started by tls_client_start()).  Returns 0, or -1
+ * with a message.
+ */
+int
+tls_client_prefix(struct tls *s, int fd, const uint8_t *p, size_t n,
+    char *err, size_t errlen)
+{
+	struct prefix *px = NULL;
+	BIO *f = NULL, *sock = NULL;
+
+	if (prefix_method == NULL) {
+		prefix_method = BIO_meth_new(BIO_get_new_index() |
+		    BIO_TYPE_FILTER, "tproxy ClientHello");
+		if (prefix_method == NULL ||
+		    BIO_meth_set_read(prefix_method, prefix_read) != 1 ||
+		    BIO_meth_set_write(prefix_method, prefix_write) != 1 ||
+		    BIO_meth_set_ctrl(prefix_method, prefix_ctrl) != 1 ||
+		    BIO_meth_set_create(prefix_method, prefix_create) != 1 ||
+		    BIO_meth_set_destroy(prefix_method, prefix_destroy) != 1)
+			goto fail;
+	}
+	if ((px = calloc(1, sizeof(*px))) == NULL ||
+	    (n > 0 && (px->p = malloc(n)) == NULL))
+		goto fail;
+	if (n > 0)
+		memcpy(px->p, p, n);
+	px->n = n;
+	if ((f = BIO_new(prefix_method)) == NULL ||
+	    (sock = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL)
+		goto fail;
+	BIO_set_data(f, px);
+	BIO_push(f, sock);
+	SSL_set0_rbio(s->ssl, f);	/* the socket BIO still writes */
+	return 0;
+fail:
+	snprintf(err, errlen, "TLS to client: %s", tls_error());
+	if (px != NULL)
+		free(px->p);
+	free(px);
+	BIO_free(f);
+	BIO_free(sock);
+	return -1;
 }
 
 /*

@@ -50,6 +50,9 @@ int	 tls_upstream_start(struct tls *s, const struct route *r, int fd,
 int	 tls_client_start(struct tls *s, const struct route *r, int fd,
 	    struct x509_st *up, const char *sni, struct tlsinfo *ti,
 	    char *err, size_t errlen) __attribute__((nonnull(1, 2, 7)));
+/* p[0..n), already read from the client, is what OpenSSL reads first. */
+int	 tls_client_prefix(struct tls *s, int fd, const uint8_t *p, size_t n,
+	    char *err, size_t errlen) __attribute__((nonnull(1, 5)));
 int	 tls_handshake(struct tls *s, struct tlsinfo *ti, char *err,
 	    size_t errlen) __attribute__((nonnull(1, 3)));
 struct x509_st *tls_peer_cert(struct tls *s) __attribute__((nonnull));

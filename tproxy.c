@@ -38,6 +38,10 @@ static const char usage_text[] =
 "      --json               observations as JSON objects, one per line\n"
 "      --idle-timeout=SECS  close a connection idle for SECS seconds\n"
 "      --max-conns=N        at most N connections or UDP sessions at once\n"
+"      --max-per-source=N   at most N UDP sessions from one client address\n"
+"                           (default: half of --max-sessions)\n"
+"      --max-sessions=N     at most N UDP sessions at once (default: a quarter\n"
+"                           of the open-file limit, at most 16384)\n"
 "      --udp-timeout=SECS   end a UDP session idle for SECS seconds (default 60)\n"
 "      --user=NAME          drop privileges to NAME after binding, keeping\n"
 "                           only the capabilities the routes need (spoof and\n"
@@ -124,6 +128,32 @@ nofile_raise(void)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+#define SESSIONS_MAX	16384	/* the default cap, whatever the fd limit */
+
+/*
+ * The UDP caps not given: a session takes a descriptor (two with
+ * udp-tproxy), a TCP connection two, so sessions get at most a quarter of
+ * the open-file limit, and at most SESSIONS_MAX (a few KiB of memory
+ * each); whatever clients send from however many ports, half the
+ * descriptors stay for TCP routes and the rest.  One client address gets
+ * at most half of that, so one client alone cannot take them all.
+ */
+static void
+udp_caps(void)
+{
+	struct rlimit rl;
+	long fds = 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		fds = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 4 *
+		    SESSIONS_MAX ? 4 * SESSIONS_MAX : (long)rl.rlim_cur;
+	if (opt.max_sessions < 0)
+		opt.max_sessions = fds / 4 > 0 ? fds / 4 : 1;
+	if (opt.max_per_source < 0)
+		opt.max_per_source = opt.max_sessions > 1 ?
+		    opt.max_sessions / 2 : opt.max_sessions;
 }
 
 static void
@@ -235,8 +265,8 @@ opt_number(const char *name, const char *v, long long lo, long long hi)
 	return (long)n;
 }
 
-enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_UDPT, O_RULES, O_CACERT,
-    O_CAKEY };
+enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_MAXS, O_MAXSRC, O_UDPT,
+    O_RULES, O_CACERT, O_CAKEY };
 
 static void
 options_parse(int argc, char **argv)
@@ -250,6 +280,8 @@ options_parse(int argc, char **argv)
 		{ "user", required_argument, NULL, O_USER },
 		{ "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "max-conns", required_argument, NULL, O_MAXC },
+		{ "max-sessions", required_argument, NULL, O_MAXS },
+		{ "max-per-source", required_argument, NULL, O_MAXSRC },
 		{ "udp-timeout", required_argument, NULL, O_UDPT },
 		{ "print-rules", no_argument, NULL, O_RULES },
 		{ "ca-cert", required_argument, NULL, O_CACERT },
@@ -290,6 +322,14 @@ options_parse(int argc, char **argv)
 		case O_MAXC:
 			opt.max_conns = opt_number("max-conns", optarg, 0,
 			    1000000);
+			break;
+		case O_MAXS:
+			opt.max_sessions = opt_number("max-sessions", optarg, 0,
+			    1000000);
+			break;
+		case O_MAXSRC:
+			opt.max_per_source = opt_number("max-per-source",
+			    optarg, 0, 1000000);
 			break;
 		case O_RULES:
 			opt.print_rules = 1;
@@ -337,6 +377,7 @@ main(int argc, char **argv)
 	pw = user_lookup();
 	signals_setup(&waitmask);
 	nofile_raise();
+	udp_caps();
 	routes_tls();
 	routes_bind();
 	if (pw != NULL)

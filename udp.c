@@ -7,8 +7,10 @@
  * dropped, never forwarded as if whole.  A session is a struct conn whose
  * client side has no socket of its own: replies leave through the route's
  * socket, from the address the client sent to.  Sessions expire after
- * --udp-timeout seconds without a datagram either way; --max-conns caps how
- * many exist, and a datagram that would need one more is dropped.
+ * --udp-timeout seconds without a datagram either way.  --max-conns,
+ * --max-sessions and --max-per-source cap how many exist (in all, and from
+ * one client address), and a datagram that would need one more is dropped:
+ * a client that sends from many ports cannot take every descriptor.
  *
  * The table is keyed by the client address; TPROXY mode will add the
  * original destination to the key.
@@ -47,7 +49,17 @@ struct session {
 	int		 upfd, upslot;	/* the upstream socket */
 	int		 cfd, cslot;	/* TPROXY: the reply socket */
 	struct buf	 first;		/* a datagram before upfd exists */
+	struct source	*src;		/* its client address's count */
 	struct session	*hnext;		/* hash chain */
+};
+
+/* The sessions of one client address (its port aside). */
+struct source {
+	uint8_t		 addr[16];	/* IPv4 in the first 4 bytes */
+	int		 family;
+	uint32_t	 bucket;	/* in sources[] */
+	long		 n;
+	struct source	*next;
 };
 
 static uint8_t		 slots[UDP_BATCH][UDP_SLOT];
@@ -56,6 +68,8 @@ static struct mmsghdr	 msgs[UDP_BATCH];
 static union sockaddr_any names[UDP_BATCH];
 static uint8_t		 cmsgs[UDP_BATCH][CMSG_SPACE(sizeof(struct sockaddr_in6))];
 static struct session	*table[HASH_SIZE];
+static struct source	*sources[HASH_SIZE];
+static long		 nsessions;
 
 /*
  * Datagrams waiting to leave through one socket, sent together with
@@ -128,20 +142,76 @@ session_forget(struct session *ss)
 		}
 }
 
-/* Reports a dropped datagram, at most once a second per process. */
+/* Reports a dropped datagram (at most once a second per kind). */
 static void
 drop_note(const struct route *r, const struct sockname *peer,
     const char *why)
 {
-	static uint64_t last;
 	char a[ADDRSTR];
 
-	if (now_ms() - last < 1000 && last != 0)
-		return;
-	last = now_ms();
 	sockname_str(peer, a, sizeof(a));
-	diag_err("tproxy: route %d: datagram from %s dropped: %s", r->id, a,
-	    why);
+	diag_limited("tproxy: route %d: datagram from %s dropped: %s", r->id,
+	    a, why);
+}
+
+/*
+ * The count of peer's address (an IPv4-mapped IPv6 address counts as the
+ * IPv4 one); created with n = 0 when create is set.  NULL when there is
+ * none (or no memory).
+ */
+static struct source *
+source_get(const struct sockname *peer, int create)
+{
+	struct source key, *s;
+	uint32_t h = 2166136261u;
+	size_t i, len;
+
+	memset(&key, 0, sizeof(key));
+	key.family = peer->ss.ss_family;
+	if (key.family == AF_INET) {
+		memcpy(key.addr, &((const struct sockaddr_in *)(const void *)
+		    &peer->ss)->sin_addr, 4);
+	} else if (key.family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)
+		    (const void *)&peer->ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			key.family = AF_INET;
+			memcpy(key.addr, a6->s6_addr + 12, 4);
+		} else
+			memcpy(key.addr, a6->s6_addr, 16);
+	}
+	len = key.family == AF_INET ? 4 : 16;
+	for (i = 0; i < len; i++)
+		h = (h ^ key.addr[i]) * 16777619u;
+	h %= HASH_SIZE;
+	for (s = sources[h]; s; s = s->next)
+		if (s->family == key.family && memcmp(s->addr, key.addr,
+		    sizeof(key.addr)) == 0)
+			return s;
+	if (!create || (s = malloc(sizeof(*s))) == NULL)
+		return NULL;
+	*s = key;
+	s->bucket = h;
+	s->next = sources[h];
+	sources[h] = s;
+	return s;
+}
+
+/* One session of s fewer; the count goes with the last. */
+static void
+source_put(struct source *s)
+{
+	struct source **pp;
+
+	if (--s->n > 0)
+		return;
+	for (pp = &sources[s->bucket]; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			free(s);
+			return;
+		}
 }
 
 static int	 gso_broken;	/* the kernel refused UDP_SEGMENT once */
@@ -374,6 +444,7 @@ session_new(struct route *r, const struct sockname *peer,
     const struct sockname *dst)
 {
 	struct session *ss;
+	struct source *src;
 	struct conn *c;
 	uint32_t h;
 
@@ -381,7 +452,19 @@ session_new(struct route *r, const struct sockname *peer,
 		drop_note(r, peer, "--max-conns sessions exist");
 		return NULL;
 	}
-	if ((ss = calloc(1, sizeof(*ss))) == NULL) {
+	if (opt.max_sessions > 0 && nsessions >= opt.max_sessions) {
+		drop_note(r, peer, "--max-sessions UDP sessions exist");
+		return NULL;
+	}
+	src = source_get(peer, 0);
+	if (opt.max_per_source > 0 && src != NULL &&
+	    src->n >= opt.max_per_source) {
+		drop_note(r, peer, "--max-per-source UDP sessions from its "
+		    "address exist");
+		return NULL;
+	}
+	if ((src == NULL && (src = source_get(peer, 1)) == NULL) ||
+	    (ss = calloc(1, sizeof(*ss))) == NULL) {
 		drop_note(r, peer, "out of memory");
 		return NULL;
 	}
@@ -393,8 +476,13 @@ session_new(struct route *r, const struct sockname *peer,
 	if ((ss->c = conn_new(r, peer, dst, &datagram, ss)) == NULL) {
 		drop_note(r, peer, "out of memory");
 		free(ss);
+		src->n++;
+		source_put(src);	/* frees it if it was new */
 		return NULL;
 	}
+	ss->src = src;
+	src->n++;
+	nsessions++;
 	h = name_hash(peer, dst);
 	ss->hnext = table[h];
 	table[h] = ss;
@@ -612,6 +700,11 @@ dgram_close(struct conn *c, void *tp, int reset)
 	(void)c;
 	(void)reset;
 	session_forget(ss);
+	if (ss->src != NULL) {
+		source_put(ss->src);
+		ss->src = NULL;
+		nsessions--;
+	}
 	if (ss->upfd >= 0) {
 		loop_del(&ss->upslot);
 		close(ss->upfd);

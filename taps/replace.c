@@ -10,6 +10,12 @@
  * EOF or after hold_ms without new bytes (key flush=MS), so a prompt is never
  * held hostage.  Without g only the first match of the direction is replaced.
  *
+ * An idle connection holds no buffer: once nothing is held, the window's
+ * context moves into the state's small ctxb[] and the window is freed; the
+ * output of a call goes into one buffer per filter, shared by every
+ * connection (the chain is done with a chunk before it calls this filter
+ * again for any connection: what it keeps, it copies).
+ *
  * Expression grammar (sed's): s D REGEX D REPLACEMENT D FLAGS, D any
  * punctuation character; "\D" stands for D in both parts.  In REPLACEMENT:
  * & and \0 = the match, \1..\9 = groups, \& \\ literal, and the C escapes
@@ -41,14 +47,16 @@ struct replace {
 	struct part		*parts;
 	size_t			 nparts;
 	uint64_t		 hold_ms;	/* flush held bytes after */
+	struct buf		 out;		/* what the last call produced */
 };
 
 struct rstate {
-	struct buf	 win;		/* context + held bytes */
+	struct buf	 win;		/* context + held bytes, while any held */
 	size_t		 ctx;		/* leading bytes of win already sent */
 	uint64_t	 base;		/* stream offset of win's first byte */
 	int		 done;		/* no g, and the match happened */
-	struct buf	 out;		/* what the last call produced */
+	uint8_t		 ctxb[CTX_MAX];	/* the context while win is free */
+	size_t		 nctx;
 };
 
 static const char *const replace_keys[] = { "flush", NULL };
@@ -259,14 +267,14 @@ replace_open(const struct tap *t, struct tapctx *x)
 }
 
 static int
-emit(struct rstate *st, const uint8_t *p, size_t n)
+emit(struct replace *r, const uint8_t *p, size_t n)
 {
-	return n ? buf_append(&st->out, p, n) : 0;
+	return n ? buf_append(&r->out, p, n) : 0;
 }
 
 static int
-emit_repl(struct replace *r, struct rstate *st, const uint8_t *subj,
-    const PCRE2_SIZE *ov, int pairs)
+emit_repl(struct replace *r, const uint8_t *subj, const PCRE2_SIZE *ov,
+    int pairs)
 {
 	size_t i;
 
@@ -275,12 +283,12 @@ emit_repl(struct replace *r, struct rstate *st, const uint8_t *subj,
 		int g = pt->group;
 
 		if (g < 0) {
-			if (emit(st, (const uint8_t *)r->lit + pt->off,
+			if (emit(r, (const uint8_t *)r->lit + pt->off,
 			    pt->len) == -1)
 				return -1;
 		} else if (g < pairs && ov[2 * g] != PCRE2_UNSET &&
 		    ov[2 * g + 1] >= ov[2 * g]) {
-			if (emit(st, subj + ov[2 * g], ov[2 * g + 1] -
+			if (emit(r, subj + ov[2 * g], ov[2 * g + 1] -
 			    ov[2 * g]) == -1)
 				return -1;
 		}
@@ -302,7 +310,7 @@ replace_run(struct replace *r, struct rstate *st, int final, int eol)
 	uint32_t opts;
 	int rc;
 
-	st->out.off = st->out.len = 0;
+	r->out.off = r->out.len = 0;
 	while (off < wl && !st->done) {
 		opts = (st->base > 0 ? PCRE2_NOTBOL : 0) |
 		    (final ? (eol ? 0 : PCRE2_NOTEOL) : PCRE2_PARTIAL_HARD);
@@ -312,7 +320,7 @@ replace_run(struct replace *r, struct rstate *st, int final, int eol)
 
 			if (wl - ps > HOLD_MAX)		/* give up on it */
 				ps = wl - HOLD_MAX;
-			if (emit(st, w + off, ps - off) == -1)
+			if (emit(r, w + off, ps - off) == -1)
 				return -1;
 			off = keep = ps;
 			break;
@@ -325,20 +333,20 @@ replace_run(struct replace *r, struct rstate *st, int final, int eol)
 
 		if (s < off)
 			s = off;
-		if (emit(st, w + off, s - off) == -1 ||
-		    emit_repl(r, st, w, ov, rc == 0 ? 10 : rc) == -1)
+		if (emit(r, w + off, s - off) == -1 ||
+		    emit_repl(r, w, ov, rc == 0 ? 10 : rc) == -1)
 			return -1;
 		if (!r->global)
 			st->done = 1;
 		if (e == s) {		/* empty match: step over one byte */
-			if (s < wl && emit(st, w + s, 1) == -1)
+			if (s < wl && emit(r, w + s, 1) == -1)
 				return -1;
 			off = s + 1;
 		} else
 			off = e;
 	}
 	if (off < keep) {		/* no (more) matches: pass the rest */
-		if (emit(st, w + off, keep - off) == -1)
+		if (emit(r, w + off, keep - off) == -1)
 			return -1;
 	}
 	/*
@@ -361,6 +369,35 @@ replace_run(struct replace *r, struct rstate *st, int final, int eol)
 	return 0;
 }
 
+/*
+ * Nothing held: keeps the context in ctxb and frees the window, so an idle
+ * connection holds no buffer.
+ */
+static void
+window_park(struct rstate *st)
+{
+	if (buf_pending(&st->win) > st->ctx)
+		return;
+	st->nctx = st->ctx;
+	if (st->nctx > 0)
+		memcpy(st->ctxb, st->win.data + st->win.off, st->nctx);
+	buf_free(&st->win);
+	st->ctx = 0;
+}
+
+/* The window again, from the context in ctxb.  Returns 0 or -1. */
+static int
+window_unpark(struct rstate *st)
+{
+	if (buf_pending(&st->win) > 0 || st->nctx == 0)
+		return 0;
+	if (buf_append(&st->win, st->ctxb, st->nctx) == -1)
+		return -1;
+	st->ctx = st->nctx;
+	st->nctx = 0;
+	return 0;
+}
+
 static enum verdict
 replace_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 {
@@ -379,17 +416,19 @@ replace_chunk(const struct tap *t, struct tapctx *x, struct chunk *ch)
 		buf_free(&st->win);
 		st->ctx = 0;
 		st->base = 0;
-		ch->p = st->out.data;
-		ch->n = buf_pending(&st->out);
+		ch->p = r->out.data;
+		ch->n = buf_pending(&r->out);
 		return V_PASS;
 	}
 	if (st->done && buf_pending(&st->win) == 0)
 		return V_PASS;		/* nothing more to do */
-	if (buf_append(&st->win, ch->p, ch->n) == -1 ||
+	if (window_unpark(st) == -1 ||
+	    buf_append(&st->win, ch->p, ch->n) == -1 ||
 	    replace_run(r, st, 0, 0) == -1)
 		return V_RESET;
-	ch->p = st->out.data;
-	ch->n = buf_pending(&st->out);
+	window_park(st);
+	ch->p = r->out.data;
+	ch->n = buf_pending(&r->out);
 	/* held bytes go on after hold_ms without new ones */
 	x->wake = buf_pending(&st->win) > st->ctx ? x->now + r->hold_ms : 0;
 	return V_PASS;
@@ -408,8 +447,9 @@ replace_release(const struct tap *t, struct tapctx *x, struct chunk *ch,
 		return 0;
 	if (replace_run(r, st, 1, eof) == -1)
 		return 0;
-	ch->p = st->out.data;
-	ch->n = buf_pending(&st->out);
+	window_park(st);
+	ch->p = r->out.data;
+	ch->n = buf_pending(&r->out);
 	return 1;
 }
 
@@ -443,7 +483,6 @@ replace_close(const struct tap *t, void *sp)
 
 	(void)t;
 	buf_free(&st->win);
-	buf_free(&st->out);
 	free(st);
 }
 
@@ -455,6 +494,7 @@ replace_free(struct tap *t)
 	if (r == NULL)
 		return;
 	pcre2_match_data_free(r->md);
+	buf_free(&r->out);
 	re_free(r->re);
 	free(r->lit);
 	free(r->parts);

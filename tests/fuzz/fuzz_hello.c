@@ -1,7 +1,8 @@
 /*
  * fuzz_hello.c - libFuzzer harness for the ClientHello parser (hello.c):
  * the bytes a TLS client sends first, before any TLS library sees them.
- * Whatever it returns, a parsed SNI must be a valid host name.
+ * Whatever it returns, a parsed SNI must be a valid host name; and where
+ * it needs more bytes, hello_need() must ask for more than it has.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct hello h;
 	size_t i, n;
 
-	if (hello_parse(data, size, &h) != 1)
+	switch (hello_parse(data, size, &h)) {
+	case 0:
+		if (hello_need(data, size) <= size)
+			abort();
 		return 0;
+	case -1:
+		return 0;
+	}
 	n = strlen(h.sni);
 	if (n > 253 || h.alpn_len > sizeof(h.alpn))
 		abort();

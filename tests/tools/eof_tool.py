@@ -88,7 +88,11 @@ def read_all(tls, args):
                     dup.close()
     except ssl.SSLEOFError:
         return 'eof unexpected %d' % n
-    except (OSError, ssl.SSLError) as e:
+    except ssl.SSLError as e:
+        if getattr(e, 'reason', '') == 'UNEXPECTED_EOF_WHILE_READING':
+            return 'eof unexpected %d' % n
+        return 'error %s %d' % (e, n)
+    except OSError as e:
         return 'error %s %d' % (e, n)
     try:
         tls.unwrap()
@@ -127,6 +131,9 @@ def serve(raw, args, ctx):
 
 def server(args):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # Python 3.10 and 3.11 before 3.11.3 (Debian 12's) set this by default,
+    # which makes a TCP end without close_notify look clean
+    ctx.options &= ~getattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF', 0)
     ctx.load_cert_chain(args.cert, args.key)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -142,6 +149,9 @@ def server(args):
 
 def client(args):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # Python 3.10 and 3.11 before 3.11.3 (Debian 12's) set this by default,
+    # which makes a TCP end without close_notify look clean
+    ctx.options &= ~getattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF', 0)
     if args.cafile:
         ctx.load_verify_locations(args.cafile)
     else:
