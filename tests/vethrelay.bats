@@ -701,6 +701,7 @@ listen() {
 	local state rec
 	echo x >"$T/outside"
 	run -0 vr setup
+	settle "$NS"
 	state=$(echo "$STATE_DIR"/state-*)
 	cp "$state" "$T/good"
 	snapshot "$NS" >"$T/before"
