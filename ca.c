@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "ca.h"
+#include "sslerr.h"
 #include "opts.h"
 #include "out.h"
 #include "parse.h"
@@ -50,20 +51,6 @@ struct forged {
 /* oldest first: cache[(cache_head + i) % CACHE_MAX], i < ncache */
 static struct forged	 cache[CACHE_MAX];
 static size_t		 ncache, cache_head, cache_bytes;
-
-/* The last OpenSSL error as text (for messages). */
-static const char *
-ssl_error(void)
-{
-	static char buf[256];
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		return "no detail from OpenSSL";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
-}
 
 static EVP_PKEY *
 key_new(void)

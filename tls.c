@@ -23,23 +23,10 @@
 #include "opts.h"
 #include "out.h"
 #include "parse.h"
+#include "sslerr.h"
 #include "tls.h"
 
 static BIO_METHOD	*prefix_method;	/* the ClientHello read before TLS */
-
-/* The last OpenSSL error as text (for messages). */
-const char *
-tls_error(void)
-{
-	static char buf[256];
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		return "no detail from OpenSSL";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
-}
 
 /* ------------------------------------------------------------ contexts */
 
@@ -164,14 +151,14 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 			if (SSL_CTX_use_certificate_chain_file(r->sctx,
 			    r->listen.cert) != 1) {
 				snprintf(err, errlen, "cert=%s: %s",
-				    r->listen.cert, tls_error());
+				    r->listen.cert, ssl_error());
 				return -1;
 			}
 			if (SSL_CTX_use_PrivateKey_file(r->sctx, r->listen.key[0] ?
 			    r->listen.key : r->listen.cert, SSL_FILETYPE_PEM) != 1 ||
 			    SSL_CTX_check_private_key(r->sctx) != 1) {
 				snprintf(err, errlen, "key=%s: %s",
-				    r->listen.key, tls_error());
+				    r->listen.key, ssl_error());
 				return -1;
 			}
 		}
@@ -202,7 +189,7 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 	}
 	return 0;
 ssl_fail:
-	snprintf(err, errlen, "TLS: %s", tls_error());
+	snprintf(err, errlen, "TLS: %s", ssl_error());
 	return -1;
 }
 
@@ -268,7 +255,7 @@ tls_upstream_start(struct tls *s, const struct route *r, int fd,
 	s->upstream = 1;
 	return 0;
 fail:
-	snprintf(err, errlen, "TLS to upstream: %s", tls_error());
+	snprintf(err, errlen, "TLS to upstream: %s", ssl_error());
 	SSL_free(ssl);
 	return -1;
 }
@@ -309,7 +296,7 @@ tls_client_start(struct tls *s, const struct route *r, int fd, X509 *up,
 	s->upstream = 0;
 	return 0;
 fail:
-	snprintf(err, errlen, "TLS to client: %s", tls_error());
+	snprintf(err, errlen, "TLS to client: %s", ssl_error());
 	X509_free(x);
 	SSL_free(ssl);
 	return -1;
@@ -337,7 +324,7 @@ tls_reason(const struct tls *s, int e, int err_no, char *err, size_t errlen)
 	else if (q != 0 && (r = ERR_reason_error_string(q)) != NULL)
 		snprintf(err, errlen, "TLS: %s", r);
 	else if (q != 0)
-		snprintf(err, errlen, "TLS: %s", tls_error());
+		snprintf(err, errlen, "TLS: %s", ssl_error());
 	else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
 		snprintf(err, errlen, "%s closed the connection%s", who,
 		    s->notified ? "" : " without close_notify");
@@ -468,7 +455,7 @@ tls_client_prefix(struct tls *s, int fd, const uint8_t *p, size_t n,
 	SSL_set0_rbio(s->ssl, f);	/* the socket BIO still writes */
 	return 0;
 fail:
-	snprintf(err, errlen, "TLS to client: %s", tls_error());
+	snprintf(err, errlen, "TLS to client: %s", ssl_error());
 	if (px != NULL)
 		free(px->p);
 	free(px);

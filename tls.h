@@ -37,7 +37,6 @@ int	 tls_route_init(struct route *r, char *err, size_t errlen)
 	    __attribute__((nonnull));
 void	 tls_route_free(struct route *r) __attribute__((nonnull));
 void	 tls_cleanup(void);
-const char *tls_error(void);
 /*
  * TLS toward the upstream on fd: SNI and the name checked are sni, else
  * host, else the peer's address; the ALPN offer is the client's (ti).
