@@ -618,8 +618,10 @@ hello_read(struct stream *st)
 		conn_set_sni(c, st->ti->hello.sni);
 	if (r->listen.passthrough != NULL && conn_flow(c)->sni != NULL &&
 	    re_search(r->listen.passthrough,
-	    (const uint8_t *)conn_flow(c)->sni, strlen(conn_flow(c)->sni)))
+	    (const uint8_t *)conn_flow(c)->sni, strlen(conn_flow(c)->sni))) {
 		st->passthrough = 1;
+		st->tls_wait = 0;	/* no handshake of ours to wait for */
+	}
 	st->hello = 0;
 	timer_stop(&st->timer);
 	conn_begin(c, st->passthrough);

@@ -740,6 +740,14 @@ served_ok() {
 	[ "${lines[0]}" = 'version=TLSv1.3 alpn=-' ]
 }
 
+@test "a passthrough connection idle for longer than the handshake timeout stays open" {
+	pyserver self --cert "$F/self.pem" --key "$F/self.key"
+	start_tproxy "${ICA[@]}" 'tcp-listen:0,tls,passthrough=^upstream\.' tcp:127.0.0.1:"$SPORT",tls
+	run tls_client get --sni upstream.test --cafile "$F/self.pem" --pause 12
+	ok
+	contains 'tls_server page' "$output"
+}
+
 # --- keylog --------------------------------------------------------------------------
 
 @test "a keylog= file tproxy creates is readable by its owner only" {
