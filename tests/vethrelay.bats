@@ -63,12 +63,9 @@ in_ns() {
 
 # sysctls NS: every readable net.ipv4 and net.ipv6 sysctl of NS, one per line
 sysctls() {
-	# shellcheck disable=SC2016 # expanded by the inner shell
-	in_ns "$1" bash -c '
-		find /proc/sys/net/ipv4 /proc/sys/net/ipv6 -type f -perm -0444 | sort |
-		while read -r f; do
-			printf "%s=%s\n" "${f#/proc/sys/}" "$(tr "\n" " " <"$f")"
-		done'
+	# one grep for all of them: a process per file took seconds
+	in_ns "$1" find /proc/sys/net/ipv4 /proc/sys/net/ipv6 -type f -perm -0444 -print0 |
+		sort -z | in_ns "$1" xargs -0 grep -sH '' | sed 's|^/proc/sys/||; s|:|=|'
 }
 
 # snapshot NS: what setup may change in NS, for before/after comparisons
