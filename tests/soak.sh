@@ -76,7 +76,7 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 start_tproxy hold --json tcp-listen:0 tcp:127.0.0.1:"$EPORT"
 fd0=$(fds "$TPID"); rss0=$(rss "$TPID")
 say "holding $SOAK_N connections for $SOAK_SECS s (a byte each way every $SOAK_EVERY s)"
-$PY "$TOOL" hold "$SOAK_N" "$SOAK_SECS" "$SOAK_EVERY" 127.0.0.1 "$PORT" >"$tmp/hold.out" &
+$PY "$TOOL" hold "$SOAK_N" "$SOAK_SECS" "$SOAK_EVERY" 127.0.0.1 "$PORT" >"$tmp/trickle.out" &
 hpid=$!
 rssmax=$rss0
 while kill -0 "$hpid" 2>/dev/null; do
@@ -85,9 +85,9 @@ while kill -0 "$hpid" 2>/dev/null; do
 	sleep 1
 done
 if wait "$hpid"; then
-	say "held: $(cat "$tmp/hold.out")"
+	say "held: $(cat "$tmp/trickle.out")"
 else
-	bad "held: $(cat "$tmp/hold.out")"
+	bad "held: $(cat "$tmp/trickle.out")"
 fi
 for _ in $(seq 50); do
 	[ "$(fds "$TPID")" -le "$fd0" ] && break
