@@ -4,7 +4,7 @@
 #  1. SOAK_N (10000) connections held through a plain route for SOAK_SECS
 #     (60) seconds, a byte each way on every one every SOAK_EVERY (5) seconds,
 #     then closed: none may be lost, tproxy's descriptors must be back to
-#     where they were, and its RSS must give back at least two thirds of what
+#     where they were, and its anonymous RSS must give back at least two thirds of what
 #     the connections took.
 #  2. SOAK_MIB (1024) MiB each way through a plain route, a route with the
 #     log filter (its lines to a file) and a UDP route: the SHA-256 of
@@ -70,7 +70,8 @@ start_tproxy() {
 }
 
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# anonymous memory: what the program allocated (file pages it touched are not)
+rss() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
 
 # --- 1. many connections held, a trickle on each ---------------------------
 start_tproxy hold --json tcp-listen:0 tcp:127.0.0.1:"$EPORT"
@@ -94,7 +95,7 @@ for _ in $(seq 50); do
 	sleep 0.2
 done
 fd1=$(fds "$TPID"); rss1=$(rss "$TPID")
-say "descriptors before $fd0, after $fd1; RSS before $rss0 KiB, held $rssmax KiB, after $rss1 KiB"
+say "descriptors before $fd0, after $fd1; anonymous RSS before $rss0 KiB, held $rssmax KiB, after $rss1 KiB"
 [ "$fd1" = "$fd0" ] || bad "descriptors not back: $fd0 before, $fd1 after"
 # what may stay is the loop's tables sized for the peak (about 1.2 MiB for
 # 10,000 connections) and pages still shared with live allocations, never
