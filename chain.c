@@ -480,6 +480,8 @@ chain_start(struct chain *ch)
 			v = t->ops->open(t, &x);
 			s->st = x.st;
 			s->wake = x.wake;
+			if (tap_off(t))
+				continue;	/* switched off: state only */
 			if (v == V_REDIRECT && x.to != NULL)
 				ch->sink->redirect(ch->arg, x.to);
 			else if (act(ch, t, v))
