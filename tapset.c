@@ -106,8 +106,6 @@ tapsets_init(void)
 		}
 		if ((s = set_new(f, r->ntaps)) == NULL)
 			usage_error("out of memory");
-		for (j = 0; j < r->ntaps; j++)
-			f[j]->refs--;	/* the set's hold is the only one */
 		free(r->taps);
 		route_use(r, s);
 	}
