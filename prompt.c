@@ -39,6 +39,7 @@
 #define EDIT_MAX	(1024 * 1024)	/* bytes read back from the editor */
 
 static int		 tty = -1, slot = -1, raw, enabled;
+static int		 keyed;		/* the chunk shown was decided by a key */
 static struct termios	 saved;
 static uint64_t		 shown;		/* the chunk prompted for, or 0 */
 
@@ -307,6 +308,8 @@ key(int k)
 
 	if (h == NULL)
 		return;
+	if (k != 0 && strchr("fdFea", k) != NULL)
+		keyed = 1;
 	switch (k) {
 	case 'f':
 	case 'd':
@@ -324,6 +327,7 @@ key(int k)
 	case 'a':
 		tty_printf("%s\n", k == 'e' ? "edit" : "edit, then answer");
 		if (edit(h, &p, &n) == -1) {
+			keyed = 0;
 			if (held_find(id) != NULL)
 				show(held_find(id));
 			return;
@@ -337,6 +341,7 @@ key(int k)
 	}
 	if (rc == -1)
 		tty_printf("inspect: %s\n", err);
+	keyed = 1;
 	prompt_changed();
 }
 
@@ -363,7 +368,9 @@ tty_open(void)
 {
 	if (tty >= 0)
 		return 0;
-	if ((tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
+	/* no controlling terminal (setsid): standard input is one */
+	if ((tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1 &&
+	    (tty = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)) == -1)
 		return -1;
 	if (tcgetattr(tty, &saved) == -1 ||
 	    loop_add(tty, POLLIN, tty_ready, NULL, &slot) == -1) {
@@ -386,7 +393,10 @@ prompt_changed(void)
 	if (shown != 0 && (h = held_find(shown)) != NULL &&
 	    h->how == H_UNDECIDED)
 		return;
+	if (shown != 0 && !keyed)	/* timeout=, the control socket */
+		tty_printf("decided without a key\n");
 	shown = 0;
+	keyed = 0;
 	if ((h = held_next()) == NULL || tty_open() == -1)
 		return;
 	shown = h->id;

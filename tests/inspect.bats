@@ -165,3 +165,18 @@ key() {
 	grep -qw icanon "$T/stty"
 	grep -qw echo "$T/stty"
 }
+
+@test "with a terminal and --control, a chunk decided over the socket or by timeout= leaves the prompt" {
+	upstream
+	term_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT" inspect,dir=c2s,timeout=1
+	bg python3 "$FC" 127.0.0.1 "$PORT" 't:20' 's:first' 'u:FIRST' 's:second' 'u:second'
+	client=$BG_PID
+	wait_screen 'inspect #1: '
+	[ "$(printf 'replace 1 4649525354\n' | timeout 10 socat -t5 - "UNIX-CONNECT:$T/c.sock")" = '{"ok":true}' ]
+	wait_screen 'decided without a key'
+	wait_screen 'inspect #2: '
+	# nobody answers #2: timeout=1 lets it go
+	wait "$client"
+	[ "$(cat "$T/up.log")" = "FIRSTsecond" ]
+	[ "$(screen | grep -c 'decided without a key')" -eq 2 ]
+}
