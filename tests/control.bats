@@ -310,11 +310,15 @@ while time.monotonic() - t < 20:
 }
 
 @test "a held chunk stops only its own direction of its own connection; timeout= forwards it" {
-	upstream up
+	bg python3 "$FS" --greet 'hi>' --echo --log "$T/up.log" "$T/up.port"
+	wait_for "$T/up.port" '^[0-9]+$' 10
+	SPORT=$(cat "$T/up.port")
 	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT" 'inspect:^held,timeout=2,dir=c2s' </dev/null
-	bg python3 "$FC" 127.0.0.1 "$PORT" 't:20' 's:held' "f:$T/go" 's:after' 'u:heldafter'
+	bg python3 "$FC" 127.0.0.1 "$PORT" 't:20' 's:held' 'u:hi>' "f:$T/go" 's:after' 'u:heldafter'
 	client=$BG_PID
 	held_id >/dev/null
+	# the other direction of the same connection goes on: the greeting
+	[ "$(ctl 'show conns' | jq 'select(.conn) | .bytes_s2c' | sort -n | tail -n 1)" -eq 3 ]
 	# another connection goes on, both ways
 	run python3 "$FC" 127.0.0.1 "$PORT" 's:other' 'u:other'
 	[ "$status" -eq 0 ]
@@ -323,6 +327,7 @@ while time.monotonic() - t < 20:
 	wait_st "$client"
 	[ "$ST" -eq 0 ]
 	[ "$(cat "$T/up.log")" = "otherheldafter" ]
+	[ "$(cat "$T/tproxy.out")" = "" ]
 }
 
 @test "disabling inspect lets what it holds go on" {
