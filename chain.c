@@ -388,7 +388,8 @@ pump(struct chain *ch, enum dir d)
 	size_t i;
 
 	for (i = 0; i < ch->n && !ch->closed; i++)
-		if (ch->w[d].s[i].head != NULL)
+		if (ch->w[d].s[i].head != NULL || (ch->w[d].s[i].on &&
+		    tap_off(&ch->taps[i])))
 			release(ch, d, i);
 	if (!ch->closed)
 		eof_advance(ch, d);
@@ -414,7 +415,7 @@ fired(struct timer *tm)
 			continue;
 		s->wake = 0;
 		if (t->ops->tick == NULL || tap_off(t))
-			continue;	/* a due time: pump() releases */
+			continue;	/* pump() releases (or drains) */
 		x = ctx(ch, d, i);
 		v = t->ops->tick(t, &x, &out);
 		s->wake = x.wake;

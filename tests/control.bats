@@ -151,10 +151,23 @@ held_id() {
 	[ "$(ctl 'show filters' | grep -c route || true)" -eq 0 ]
 }
 
+@test "disabling delay lets the chunks it holds go on at once" {
+	upstream up
+	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT" delay:60000,dir=c2s
+	bg python3 "$FC" 127.0.0.1 "$PORT" 't:20' 's:late1' 'w:0.1' 's:late2' 'u:late1late2'
+	client=$BG_PID
+	sleep 0.5
+	[ ! -s "$T/up.log" ]
+	[ "$(ctl 'disable filter 1 1')" = '{"ok":true}' ]
+	wait_st "$client"
+	[ "$ST" -eq 0 ]
+	[ "$(cat "$T/up.log")" = "late1late2" ]
+}
+
 @test "add filter hexdump applies to connections accepted afterwards; an open one keeps its chain" {
 	upstream up
-	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT" 's/q/Q/'
-	bg python3 "$FC" 127.0.0.1 "$PORT" 's:q1' 'u:Q1' "f:$T/go" 's:zz2' 'u:zz2'
+	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT" 's/q/Q/g'
+	bg python3 "$FC" 127.0.0.1 "$PORT" 's:q1' 'u:Q1' "f:$T/go" 's:q2' 'u:Q2'
 	old=$BG_PID
 	wait_for "$T/up.log" 'Q1'
 	run ctl 'add filter 1 hexdump'
@@ -166,7 +179,8 @@ held_id() {
 	touch "$T/go"
 	wait_st "$old"
 	[ "$ST" -eq 0 ]
-	# the old connection kept s/// and had no hexdump
+	# the old connection kept s/// (deleted since) and had no hexdump
+	[ "$(cat "$T/up.log")" = "Q1Q2" ]
 	[ ! -s "$T/tproxy.out" ]
 	run python3 "$FC" 127.0.0.1 "$PORT" 's:new q' 'u:new q'
 	[ "$status" -eq 0 ]
