@@ -344,6 +344,32 @@ while time.monotonic() - t < 20:
 	[ "$(cat "$T/tproxy.out")" = "" ]
 }
 
+@test "behind a held chunk the sender is not read beyond the high-water mark" {
+	upstream up
+	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT" inspect,dir=c2s </dev/null
+	bg python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"first")
+s.settimeout(0.2)
+block = b"x" * 65536
+sent = 0
+t = time.monotonic()
+while time.monotonic() - t < 30 and sent < 8 << 20:
+    try:
+        sent += s.send(block)
+    except socket.timeout:
+        pass
+time.sleep(30)
+' "$PORT"
+	held_id >/dev/null
+	sleep 2
+	read_bytes=$(ctl 'show conns' | jq 'select(.conn) | .bytes_c2s')
+	# 8 MiB offered; what tproxy read is bounded (64 KiB mark, plus one read)
+	[ "$read_bytes" -lt $((1024 * 1024)) ]
+	[ ! -s "$T/up.log" ]
+}
+
 @test "disabling inspect lets what it holds go on" {
 	upstream up
 	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT" inspect </dev/null
