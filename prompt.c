@@ -10,10 +10,12 @@
  * working, so ^C still ends tproxy) and restored at exit, and while an
  * editor runs.
  *
- * The editor runs as a child that tproxy waits for: while a person edits,
- * no other connection moves (a known limit, written in the manual).
+ * The editor runs as a child while the loop goes on (a pidfd in the loop
+ * tells its end), so every other connection moves while a person edits;
+ * meanwhile the terminal is the editor's: no key is read, no prompt shown.
  */
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <ctype.h>
@@ -211,73 +213,81 @@ edit_write(int fd, const struct held_chunk *h, int text)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
-/* Runs the editor on path and waits for it.  Returns 0 if it succeeded. */
+/* The edit under way: the editor runs while the loop goes on. */
+static struct {
+	pid_t		 pid;		/* 0: none */
+	int		 pidfd, slot;
+	uint64_t	 id;
+	int		 text, answer;
+	char		 path[512];
+} ed = { .pidfd = -1, .slot = -1 };
+
+static void edit_done(void *arg, int revents);
+
+/* Starts the editor on ed.path.  Returns 0, or -1. */
 static int
-edit_run(const char *path)
+edit_start(void)
 {
-	const char *ed = getenv("VISUAL");
+	const char *e = getenv("VISUAL");
 	char cmd[1024];
 	sigset_t none;
 	pid_t pid;
-	int st;
+	int fd;
 
-	if (ed == NULL || *ed == '\0')
-		ed = getenv("EDITOR");
-	if (ed == NULL || *ed == '\0')
-		ed = "vi";
-	snprintf(cmd, sizeof(cmd), "%s \"$1\"", ed);
+	if (e == NULL || *e == '\0')
+		e = getenv("EDITOR");
+	if (e == NULL || *e == '\0')
+		e = "vi";
+	snprintf(cmd, sizeof(cmd), "%s \"$1\"", e);
 	tty_restore();
-	if ((pid = fork()) == -1)
+	if ((pid = fork()) == -1) {
+		tty_raw();
 		return -1;
+	}
 	if (pid == 0) {
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
 		dup2(tty, 0);
 		dup2(tty, 1);
-		execl("/bin/sh", "sh", "-c", cmd, "sh", path, (char *)NULL);
+		execl("/bin/sh", "sh", "-c", cmd, "sh", ed.path, (char *)NULL);
 		_exit(127);
 	}
-	while (waitpid(pid, &st, 0) == -1)
-		if (errno != EINTR)
-			return -1;
-	tty_raw();
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+	/* the loop learns of its end through a pidfd: no SIGCHLD */
+	if ((fd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1 ||
+	    loop_add(fd, POLLIN, edit_done, NULL, &ed.slot) == -1) {
+		if (fd != -1)
+			close(fd);
+		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		tty_raw();
+		return -1;
+	}
+	ed.pid = pid;
+	ed.pidfd = fd;
+	loop_set(slot, 0);		/* the keys are the editor's now */
+	return 0;
 }
 
-/* Edits h: the new bytes in *out (malloc'd), *n.  Returns 0, or -1. */
+/* The bytes the editor left: 0 with *out (malloc'd) and *n, or -1. */
 static int
-edit(const struct held_chunk *h, uint8_t **out, size_t *n)
+edit_read(uint8_t **out, size_t *n)
 {
-	const char *dir = getenv("TMPDIR");
-	char path[512], *s = NULL;
-	int fd, text, bad = 0, rc = -1;
+	char *s = NULL;
+	int fd, bad = 0, rc = -1;
 	ssize_t r;
 	size_t len = 0;
 	long k;
 
-	text = h->edit == EDIT_RAW || (h->edit == EDIT_AUTO &&
-	    is_text(h->p, h->n));
-	snprintf(path, sizeof(path), "%s/tproxy-inspect-XXXXXX", dir && *dir ?
-	    dir : "/tmp");
-	if ((fd = mkstemp(path)) == -1) {
-		tty_printf("\ninspect: %s: %s\n", path, strerror(errno));
+	if ((fd = open(ed.path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	}
-	if (edit_write(fd, h, text) == -1 || edit_run(path) == -1) {
-		tty_printf("\ninspect: the editor failed; the chunk is still "
-		    "held\n");
-		goto out;
-	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    (s = malloc(EDIT_MAX)) == NULL)
+	if ((s = malloc(EDIT_MAX)) == NULL)
 		goto out;
 	while (len < EDIT_MAX && (r = read(fd, s + len, EDIT_MAX - len)) > 0)
 		len += (size_t)r;
-	close(fd);
 	if ((*out = malloc(len ? len : 1)) == NULL)
 		goto out;
-	if (text) {
+	if (ed.text) {
 		memcpy(*out, s, len);
 		*n = len;
 		rc = 0;
@@ -285,14 +295,84 @@ edit(const struct held_chunk *h, uint8_t **out, size_t *n)
 		*n = (size_t)k;
 		rc = 0;
 	} else {
-		tty_printf("\ninspect: line %d of the hexdump is not pairs of "
+		tty_printf("inspect: line %d of the hexdump is not pairs of "
 		    "hex digits; the chunk is still held\n", bad);
 		free(*out);
 	}
 out:
+	close(fd);
 	free(s);
-	unlink(path);
 	return rc;
+}
+
+/* Ends the edit: the terminal and its keys come back. */
+static void
+edit_end(void)
+{
+	loop_del(&ed.slot);
+	close(ed.pidfd);
+	ed.pidfd = -1;
+	ed.pid = 0;
+	unlink(ed.path);
+	if (enabled) {
+		tty_raw();
+		loop_set(slot, POLLIN);
+	}
+}
+
+static void
+edit_done(void *arg, int revents)
+{
+	uint8_t *p = NULL;
+	size_t n = 0;
+	char err[80];
+	int st = 0, ok;
+
+	(void)arg;
+	(void)revents;
+	if (waitpid(ed.pid, &st, WNOHANG) == 0)
+		return;
+	ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	if (!ok)
+		tty_printf("inspect: the editor failed; the chunk is still "
+		    "held\n");
+	if (ok && edit_read(&p, &n) == 0) {
+		keyed = 1;
+		if (held_decide(ed.id, ed.answer ? H_ANSWER : H_FORWARD, p, n,
+		    err, sizeof(err)) == -1)
+			tty_printf("inspect: %s\n", err);
+		free(p);
+	}
+	edit_end();
+	shown = 0;			/* show what is held now, afresh */
+	keyed = 0;
+	prompt_changed();
+}
+
+/* Edits h (then forwards, or answers): the editor runs meanwhile. */
+static void
+edit(const struct held_chunk *h, int answer)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	ed.text = h->edit == EDIT_RAW || (h->edit == EDIT_AUTO &&
+	    is_text(h->p, h->n));
+	ed.id = h->id;
+	ed.answer = answer;
+	snprintf(ed.path, sizeof(ed.path), "%s/tproxy-inspect-XXXXXX",
+	    dir && *dir ? dir : "/tmp");
+	if ((fd = mkstemp(ed.path)) == -1) {
+		tty_printf("inspect: %s: %s\n", ed.path, strerror(errno));
+		return;
+	}
+	if (edit_write(fd, h, ed.text) == -1 || edit_start() == -1) {
+		tty_printf("inspect: the editor cannot start; the chunk is "
+		    "still held\n");
+		unlink(ed.path);
+		shown = 0;
+		prompt_changed();
+	}
 }
 
 /* One key for the chunk shown. */
@@ -301,14 +381,12 @@ key(int k)
 {
 	struct held_chunk *h = held_find(shown);
 	uint64_t id = shown;
-	uint8_t *p = NULL;
-	size_t n = 0;
 	char err[80];
 	int rc = 0;
 
-	if (h == NULL)
+	if (h == NULL || ed.pid != 0)
 		return;
-	if (k != 0 && strchr("fdFea", k) != NULL)
+	if (k != 0 && strchr("fdF", k) != NULL)
 		keyed = 1;
 	switch (k) {
 	case 'f':
@@ -326,22 +404,13 @@ key(int k)
 	case 'e':
 	case 'a':
 		tty_printf("%s\n", k == 'e' ? "edit" : "edit, then answer");
-		if (edit(h, &p, &n) == -1) {
-			keyed = 0;
-			if (held_find(id) != NULL)
-				show(held_find(id));
-			return;
-		}
-		rc = held_decide(id, k == 'e' ? H_FORWARD : H_ANSWER, p, n,
-		    err, sizeof(err));
-		free(p);
-		break;
+		edit(h, k == 'a');
+		return;
 	default:
 		return;
 	}
 	if (rc == -1)
 		tty_printf("inspect: %s\n", err);
-	keyed = 1;
 	prompt_changed();
 }
 
@@ -388,8 +457,8 @@ prompt_changed(void)
 {
 	struct held_chunk *h;
 
-	if (!enabled)
-		return;
+	if (!enabled || ed.pid != 0)
+		return;		/* the editor has the terminal */
 	if (shown != 0 && (h = held_find(shown)) != NULL &&
 	    h->how == H_UNDECIDED)
 		return;
@@ -418,6 +487,12 @@ prompt_close(void)
 {
 	enabled = 0;
 	held_on_change(NULL);
+	if (ed.pid != 0) {		/* tproxy ends: so does the edit */
+		kill(ed.pid, SIGTERM);
+		while (waitpid(ed.pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		edit_end();
+	}
 	tty_restore();
 	if (slot >= 0)
 		loop_del(&slot);

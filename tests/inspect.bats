@@ -180,3 +180,26 @@ key() {
 	[ "$(cat "$T/up.log")" = "FIRSTsecond" ]
 	[ "$(screen | grep -c 'decided without a key')" -eq 2 ]
 }
+
+@test "while a person edits, other connections go on" {
+	upstream
+	cat >"$T/slow.sh" <<'ED'
+#!/bin/sh
+# an editor that takes its time: until the test says go
+while [ ! -e "${0%/*}/go" ]; do sleep 0.05; done
+sed -i 's/slow/SLOW/' "$1"
+ED
+	chmod +x "$T/slow.sh"
+	cp "$T/slow.sh" "$T/ed.sh"
+	term_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT" 'inspect:^slow,dir=c2s'
+	bg python3 "$FC" 127.0.0.1 "$PORT" 't:20' 's:slow' 'u:SLOW'
+	client=$BG_PID
+	wait_screen 'inspect #1: '
+	key e
+	sleep 0.3
+	run python3 "$FC" 127.0.0.1 "$PORT" 's:fast' 'u:fast'
+	[ "$status" -eq 0 ]
+	touch "$T/go"
+	wait "$client"
+	[ "$(cat "$T/up.log")" = "fastSLOW" ]
+}
