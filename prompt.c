@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -488,9 +489,16 @@ prompt_close(void)
 	enabled = 0;
 	held_on_change(NULL);
 	if (ed.pid != 0) {		/* tproxy ends: so does the edit */
+		struct timespec tick = { 0, 20 * 1000 * 1000 };
+		int i;
+
 		kill(ed.pid, SIGTERM);
-		while (waitpid(ed.pid, NULL, 0) == -1 && errno == EINTR)
-			;
+		for (i = 0; i < 50 && waitpid(ed.pid, NULL, WNOHANG) == 0; i++)
+			nanosleep(&tick, NULL);
+		if (i == 50) {		/* an editor deaf to SIGTERM */
+			kill(ed.pid, SIGKILL);
+			(void)waitpid(ed.pid, NULL, 0);
+		}
 		edit_end();
 	}
 	tty_restore();

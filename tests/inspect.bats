@@ -48,7 +48,7 @@ term_tproxy() {
 	local q="" a
 	for a in "$@"; do q="$q '$a'"; done
 	tmux -L "$TM" new-session -d -s tp -x 160 -y 50 \
-	    "cd '$T'; VISUAL= EDITOR='$T/ed.sh' sh -c 'echo \$\$ >tp.pid; exec \"\$@\"' sh '$TPROXY' $q >'$T/tproxy.out' 2>'$T/tproxy.err'; echo \$? >'$T/status'; stty -a >'$T/stty'; sleep 60"
+	    "cd '$T'; VISUAL= EDITOR='$T/ed.sh' TMPDIR='$T' sh -c 'echo \$\$ >tp.pid; exec \"\$@\"' sh '$TPROXY' $q >'$T/tproxy.out' 2>'$T/tproxy.err'; echo \$? >'$T/status'; stty -a >'$T/stty'; sleep 60"
 	wait_for "$T/tproxy.err" '^tproxy: listening on' 10
 	PORT=$(sed -n 's/^tproxy: listening on [a-z]* .*:\([0-9]*\) -> .*/\1/p' "$T/tproxy.err" | head -n 1)
 	TP_PID=$(cat "$T/tp.pid")
@@ -202,4 +202,20 @@ ED
 	touch "$T/go"
 	wait "$client"
 	[ "$(cat "$T/up.log")" = "fastSLOW" ]
+}
+
+@test "SIGTERM while the editor runs ends both and gives the terminal back" {
+	upstream
+	printf '#!/bin/sh\nexec sleep 60\n' >"$T/ed.sh"
+	term_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT" inspect
+	bg python3 "$FC" 127.0.0.1 "$PORT" 't:20' 's:z' 'w:5'
+	wait_screen 'inspect #1: '
+	key e
+	sleep 0.3
+	kill -TERM "$TP_PID"
+	wait_for "$T/status" '^[0-9]+$' 10
+	[ "$(cat "$T/status")" -eq 0 ]
+	grep -qw icanon "$T/stty"
+	# the file the editor had is gone
+	[ -z "$(ls "$T"/tproxy-inspect-* 2>/dev/null)" ]
 }
