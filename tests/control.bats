@@ -70,6 +70,16 @@ held_id() {
 	[ "$(tail -c 2 "$T/raw" | od -An -c | tr -d ' ')" = '\n\n' ]
 }
 
+@test "show stats counts a connection whose upstream refused it as an error" {
+	dead=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$dead"
+	run python3 "$FC" 127.0.0.1 "$PORT" 's:x' 'eof'
+	sleep 0.2
+	run ctl 'show stats'
+	[ "$(printf '%s\n' "$output" | jq -c 'select(.route == 1) | [.accepted, .active, .errors]')" = "[1,0,1]" ]
+	[ "$(printf '%s\n' "$output" | jq -c 'select(.route == "total") | .errors')" = 1 ]
+}
+
 @test "show conns lists open connections; kill conn resets one, the other goes on; kill all" {
 	upstream up
 	start_tproxy --control="$T/c.sock" tcp-listen:0 "tcp:127.0.0.1:$SPORT"
