@@ -62,6 +62,8 @@ struct chain {
 static void run_from(struct chain *ch, enum dir d, size_t i,
     const uint8_t *p, size_t n);
 static void pump(struct chain *ch, enum dir d);
+static void dequeue(struct way *w, struct slot *s, size_t n);
+static int drain(struct chain *ch, enum dir d, size_t i);
 
 static struct tapctx
 ctx(struct chain *ch, enum dir d, size_t i)
@@ -134,7 +136,16 @@ run_from(struct chain *ch, enum dir d, size_t i, const uint8_t *p, size_t n)
 		struct tapctx x;
 		enum verdict v;
 
-		if (!s->on || t->ops->chunk == NULL)
+		if (!s->on)
+			continue;
+		if (tap_off(t)) {	/* what it holds goes first */
+			if (drain(ch, d, i) == 0)
+				continue;
+			if (!ch->closed && enqueue(ch, d, i, p, n, 0) == -1)
+				ch->sink->close(ch->arg, "out of memory", 1);
+			return;
+		}
+		if (t->ops->chunk == NULL)
 			continue;
 		x = ctx(ch, d, i);
 		v = t->ops->chunk(t, &x, &c);
@@ -197,6 +208,79 @@ dequeue(struct way *w, struct slot *s, size_t n)
 	free(h);
 }
 
+/*
+ * A filter switched off gives up what it holds, in order: its queue, then
+ * what it keeps itself (a filter that waits for decisions forgets them).
+ * Returns 0 when it holds nothing more, -1 while bytes wait for room.
+ */
+static int
+drain(struct chain *ch, enum dir d, size_t i)
+{
+	const struct tap *t = &ch->taps[i];
+	struct way *w = &ch->w[d];
+	struct slot *s = &w->s[i];
+	struct chunk out = { NULL, 0 };
+	struct tapctx x;
+
+	while (s->head != NULL && !ch->closed && ch->sink->room(ch->arg, d)) {
+		struct held *h = s->head;
+		size_t n = h->len - h->off;
+
+		run_from(ch, d, i + 1, h->data + h->off, n);
+		if (ch->closed)
+			return -1;
+		dequeue(w, s, n);
+	}
+	if (s->head != NULL || ch->closed)
+		return -1;
+	s->wake = 0;
+	if (s->st == NULL || t->ops->flush == NULL || (t->ops->decide == NULL &&
+	    (t->ops->held == NULL || t->ops->held(t, s->st) == 0)))
+		return 0;
+	x = ctx(ch, d, i);
+	if (t->ops->flush(t, &x, &out) && out.n > 0)
+		run_from(ch, d, i + 1, out.p, out.n);
+	return ch->closed ? -1 : 0;
+}
+
+/* Acts on the decisions about slot i's oldest chunks, while made. */
+static void
+decided(struct chain *ch, enum dir d, size_t i)
+{
+	const struct tap *t = &ch->taps[i];
+	struct way *w = &ch->w[d];
+	struct slot *s = &w->s[i];
+
+	while (s->head != NULL && !ch->closed && ch->sink->room(ch->arg, d)) {
+		struct held *h = s->head;
+		size_t n = h->len - h->off;
+		struct chunk c = { h->data + h->off, n };
+		struct tapctx x = ctx(ch, d, i);
+		enum verdict v;
+
+		v = t->ops->decide(t, &x, &c);
+		s->wake = x.wake;
+		switch (v) {
+		case V_HOLD:
+			return;
+		case V_PASS:
+			run_from(ch, d, i + 1, c.p, c.n);
+			break;
+		case V_DROP:
+			break;
+		case V_ANSWER:
+			ch->sink->answer(ch->arg, d, c.p, c.n);
+			break;
+		default:
+			act(ch, t, v);
+			return;
+		}
+		if (ch->closed)
+			return;
+		dequeue(w, s, n);
+	}
+}
+
 /* Releases what slot i lets go now into the rest of the chain. */
 static void
 release(struct chain *ch, enum dir d, size_t i)
@@ -205,6 +289,14 @@ release(struct chain *ch, enum dir d, size_t i)
 	struct way *w = &ch->w[d];
 	struct slot *s = &w->s[i];
 
+	if (tap_off(t)) {
+		(void)drain(ch, d, i);
+		return;
+	}
+	if (t->ops->decide != NULL) {
+		decided(ch, d, i);
+		return;
+	}
 	/* released bytes, and what they may make (answers), wait for room */
 	while (s->head != NULL && !ch->closed && ch->sink->room(ch->arg, d)) {
 		struct held *h = s->head;
@@ -296,7 +388,8 @@ pump(struct chain *ch, enum dir d)
 	size_t i;
 
 	for (i = 0; i < ch->n && !ch->closed; i++)
-		if (ch->w[d].s[i].head != NULL)
+		if (ch->w[d].s[i].head != NULL || (ch->w[d].s[i].on &&
+		    tap_off(&ch->taps[i])))
 			release(ch, d, i);
 	if (!ch->closed)
 		eof_advance(ch, d);
@@ -321,8 +414,8 @@ fired(struct timer *tm)
 		if (!s->on || s->wake == 0 || s->wake > now_ms())
 			continue;
 		s->wake = 0;
-		if (t->ops->tick == NULL)
-			continue;	/* a due time: pump() releases */
+		if (t->ops->tick == NULL || tap_off(t))
+			continue;	/* pump() releases (or drains) */
 		x = ctx(ch, d, i);
 		v = t->ops->tick(t, &x, &out);
 		s->wake = x.wake;
@@ -388,6 +481,8 @@ chain_start(struct chain *ch)
 			v = t->ops->open(t, &x);
 			s->st = x.st;
 			s->wake = x.wake;
+			if (tap_off(t))
+				continue;	/* switched off: state only */
 			if (v == V_REDIRECT && x.to != NULL)
 				ch->sink->redirect(ch->arg, x.to);
 			else if (act(ch, t, v))

@@ -21,6 +21,7 @@
 #include "net.h"
 #include "opts.h"
 #include "out.h"
+#include "tapset.h"
 #include "transparent.h"
 
 #define FIRST_BYTES_WAIT_MS	1000
@@ -40,6 +41,7 @@ struct conn {
 	const struct transport *tp;
 	void		*tparg;
 	struct chain	*chain;		/* NULL: no filter applies */
+	struct tapset	*set;		/* the filters the chain runs over */
 	unsigned	 observes:1;	/* its filters write to stdout */
 	uint64_t	 last_ms;
 	struct timer	 idle;		/* --idle-timeout, UDP expiry */
@@ -157,6 +159,45 @@ conn_update_all(void)
 		conn_update(c);
 }
 
+struct conn *
+conn_find(uint64_t id)
+{
+	struct conn *c;
+
+	for (c = conns; c; c = c->next)
+		if (c->f.id == id)
+			return c;
+	return NULL;
+}
+
+void
+conn_walk(void (*fn)(struct conn *, void *), void *arg)
+{
+	struct conn *c, *next;
+
+	for (c = conns; c; c = next) {
+		next = c->next;
+		fn(c, arg);
+	}
+}
+
+const char *
+conn_state(const struct conn *c)
+{
+	static const char *const names[] = {
+		[CS_WAIT_BYTES] = "waiting", [CS_CONNECTING] = "connecting",
+		[CS_OPEN] = "open", [CS_CLOSED] = "closed",
+	};
+
+	return names[c->state];
+}
+
+uint64_t
+conn_last_ms(const struct conn *c)
+{
+	return c->last_ms;
+}
+
 /* ------------------------------------------------------------ closing */
 
 /*
@@ -184,6 +225,7 @@ conn_close(struct conn *c, const char *reason, int reset)
 	c->next = graveyard;
 	graveyard = c;
 	nconns--;
+	c->route->stats.active--;
 	if (conn_on_close)
 		conn_on_close();
 }
@@ -192,6 +234,8 @@ void
 conn_fail(struct conn *c, const char *reason)
 {
 	ev_error(&c->f, reason);
+	if (c->state != CS_CLOSED)
+		c->route->stats.errors++;
 	conn_close(c, reason, 1);
 }
 
@@ -212,6 +256,7 @@ conn_reap(void)
 
 		graveyard = c->next;
 		chain_free(c->chain);
+		tapset_put(c->set);
 		if (c->tp->free)
 			c->tp->free(c->tparg);
 		free(c);
@@ -239,6 +284,7 @@ sink_deliver(void *arg, enum dir d, const uint8_t *p, size_t n)
 		c->f.bytes[S2C] += n;
 		c->f.chunks[S2C]++;
 		stat_bytes[S2C] += n;
+		c->route->stats.bytes[S2C] += n;
 	}
 	c->tp->send(c, c->tparg, d == C2S && !c->f.echo, p, n);
 }
@@ -306,6 +352,7 @@ conn_count_bytes(struct conn *c, enum dir d, size_t n)
 	c->f.bytes[d] += n;
 	c->f.chunks[d]++;
 	stat_bytes[d] += n;
+	c->route->stats.bytes[d] += n;
 	c->last_ms = now_ms();
 }
 
@@ -457,6 +504,8 @@ conn_new(struct route *r, const struct sockname *peer,
 	if (++nconns > nconns_peak)
 		nconns_peak = nconns;
 	stat_conns++;
+	r->stats.accepted++;
+	r->stats.active++;
 	c->state = CS_WAIT_BYTES;
 	return c;
 }
@@ -494,10 +543,13 @@ conn_start(struct conn *c)
 void
 conn_begin(struct conn *c, int passthrough)
 {
-	size_t n = passthrough ? 0 : c->route->ntaps;
+	const struct tap *taps = NULL;
+	size_t n = 0;
 
+	if (!passthrough && c->route->set != NULL)
+		c->set = tapset_hold(c->route, &taps, &n);
 	if (n > 0) {
-		c->chain = chain_open(c->route->taps, n, &c->f, &sink, c);
+		c->chain = chain_open(taps, n, &c->f, &sink, c);
 		if (c->chain == NULL) {
 			conn_fail(c, "out of memory");
 			return;

@@ -102,6 +102,16 @@ struct route *conn_route(const struct conn *c) __attribute__((nonnull));
 /* Where the upstream is: a filter's redirect, else the route's target. */
 const struct addr *conn_target(const struct conn *c) __attribute__((nonnull));
 
+/* The open connection with that id, or NULL. */
+struct conn *conn_find(uint64_t id);
+/* Calls fn for every open connection (fn may close the one it gets). */
+void	 conn_walk(void (*fn)(struct conn *, void *), void *arg)
+	    __attribute__((nonnull(1)));
+/* "waiting" (for first bytes), "connecting", "open" or "closed". */
+const char *conn_state(const struct conn *c) __attribute__((nonnull));
+/* When bytes last moved (ms, monotonic). */
+uint64_t conn_last_ms(const struct conn *c) __attribute__((nonnull));
+
 void	 conn_close_all(const char *reason);
 /* Every connection looks again at what it waits for (stdout drained). */
 void	 conn_update_all(void);

@@ -17,13 +17,13 @@
 
 extern const struct tap_ops tap_log, tap_hexdump, tap_replace, tap_drop,
     tap_answer, tap_redirect, tap_delay, tap_throttle, tap_slice, tap_limit,
-    tap_reset, tap_stall, tap_loss, tap_pcap;
+    tap_reset, tap_stall, tap_loss, tap_pcap, tap_inspect;
 
 /* Every filter, in the order --help and the man page list them. */
 static const struct tap_ops *const all_taps[] = {
 	&tap_log, &tap_hexdump, &tap_replace, &tap_drop, &tap_answer,
 	&tap_redirect, &tap_delay, &tap_throttle, &tap_slice, &tap_limit,
-	&tap_reset, &tap_stall, &tap_loss, &tap_pcap, NULL,
+	&tap_reset, &tap_stall, &tap_loss, &tap_pcap, &tap_inspect, NULL,
 };
 
 static const char *const common_keys[] = {
@@ -32,7 +32,7 @@ static const char *const common_keys[] = {
 
 /* Filters of the contract that later work will bring. */
 static const char *const later_taps[] = {
-	"inspect", NULL,
+	NULL,
 };
 
 static int

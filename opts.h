@@ -16,6 +16,7 @@ struct options {
 	const char	*user;
 	int		 print_rules;
 	const char	*ca_cert, *ca_key;
+	const char	*control;	/* --control=PATH */
 };
 
 extern struct options opt;

@@ -207,37 +207,52 @@ utf8_len(const unsigned char *p, size_t n)
 }
 
 /*
- * A JSON string, quotes included: valid UTF-8 as it is, control
- * characters and invalid bytes escaped (a stray byte as \u00XX).
+ * A JSON string, quotes included, handed to add(arg, ...): valid UTF-8 as
+ * it is, control characters and invalid bytes escaped (a stray byte as
+ * \u00XX).
  */
 void
-out_json_str(const char *s, size_t n)
+json_str_to(void (*add)(void *, const void *, size_t), void *arg,
+    const char *s, size_t n)
 {
 	static const char hx[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
 	char e[8];
 	size_t i, u;
 
-	out_add("\"", 1);
+	add(arg, "\"", 1);
 	for (i = 0; i < n; i++) {
 		unsigned char ch = p[i];
 
 		if (ch == '"' || ch == '\\') {
 			e[0] = '\\';
 			e[1] = (char)ch;
-			out_add(e, 2);
+			add(arg, e, 2);
 		} else if (ch >= 0x80 && (u = utf8_len(p + i, n - i)) > 0) {
-			out_add(p + i, u);
+			add(arg, p + i, u);
 			i += u - 1;
 		} else if (ch < 0x20 || ch >= 0x7f) {
 			memcpy(e, "\\u00", 4);
 			e[4] = hx[ch >> 4];
 			e[5] = hx[ch & 15];
-			out_add(e, 6);
+			add(arg, e, 6);
 		} else
-			out_add(&ch, 1);
+			add(arg, &ch, 1);
 	}
-	out_add("\"", 1);
+	add(arg, "\"", 1);
+}
+
+static void
+out_add_cb(void *arg, const void *p, size_t n)
+{
+	(void)arg;
+	out_add(p, n);
+}
+
+void
+out_json_str(const char *s, size_t n)
+{
+	json_str_to(out_add_cb, NULL, s, n);
 }
 
 /*

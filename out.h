@@ -12,6 +12,9 @@
 
 void	 out_time(char *buf, size_t len, int style);	/* 0 RFC3339, 1 socat */
 void	 out_json_str(const char *s, size_t n);
+/* The same JSON string, handed to add(arg, bytes, count) in pieces. */
+void	 json_str_to(void (*add)(void *, const void *, size_t), void *arg,
+	    const char *s, size_t n);
 /* in escaped for a terminal (\\xHH for all but printable ASCII); out. */
 char	*out_safe(const char *in, char *out, size_t len);
 /* Writes what it can of the observations without blocking. */

@@ -5,6 +5,7 @@
 #ifndef ROUTE_H
 #define ROUTE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "addr.h"
@@ -27,6 +28,10 @@ struct route {
 	struct ssl_ctx_st *sctx;	/* TLS toward clients */
 	struct ssl_ctx_st *cctx;	/* TLS toward the upstream */
 	FILE		*keylog;
+	struct tapset	*set;		/* the chain for new connections */
+	struct route_stats {
+		uint64_t accepted, active, bytes[2], errors;
+	}		 stats;
 };
 
 extern struct route	*routes;

@@ -101,6 +101,12 @@ struct tap;
  *           bytes, valid until its next call.  V_HOLD hands the chunk to
  *           the chain, which queues it (in order on a stream, by x->due on
  *           datagrams) and releases it through release().
+ *  decide:  instead of release, for a filter that waits for someone's
+ *           decision on the oldest held chunk h: returns V_HOLD (not yet;
+ *           x->wake may ask to be asked again), V_PASS (forward *h, which
+ *           it may point at other bytes), V_DROP, or V_ANSWER (send *h
+ *           back).  Something outside the chain decides, then kicks the
+ *           connection (conn_kick).
  *  release: the chain holds bytes for this filter: returns how many bytes
  *           of the oldest held chunk h may go on now (a datagram goes
  *           whole or not at all), and sets x->wake when it returns less
@@ -127,6 +133,8 @@ struct tap_ops {
 	enum verdict (*open)(const struct tap *t, struct tapctx *x);
 	enum verdict (*chunk)(const struct tap *t, struct tapctx *x,
 		    struct chunk *c);
+	enum verdict (*decide)(const struct tap *t, struct tapctx *x,
+		    struct chunk *h);
 	size_t	(*release)(const struct tap *t, struct tapctx *x,
 		    const struct chunk *h);
 	enum verdict (*tick)(const struct tap *t, struct tapctx *x,
@@ -150,7 +158,16 @@ struct tap {
 	int		 udp;		/* the route carries datagrams */
 	int		 first_bytes;	/* needs client bytes before connect */
 	const char	*writes;	/* the file it writes, "-" for stdout */
+	const unsigned	*off;		/* shared switch, nonzero: switched off
+					   (the control socket); NULL: on */
 };
+
+/* Returns 1 while the control socket has switched t off. */
+static inline int
+tap_off(const struct tap *t)
+{
+	return t->off != NULL && *t->off != 0;
+}
 
 /* For filters whose conf or state is one plain allocation. */
 static inline void

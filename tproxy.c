@@ -22,7 +22,7 @@
 
 #include "tproxy.h"
 
-static volatile sig_atomic_t	 quit_sig;
+static volatile sig_atomic_t	 quit_sig, stats_sig;
 
 static const char usage_text[] =
 "usage: tproxy [OPTION]... LISTEN TARGET [FILTER]... [+ LISTEN TARGET [FILTER]...]...\n"
@@ -48,6 +48,9 @@ static const char usage_text[] =
 "                           udp-tproxy: CAP_NET_ADMIN; udp-tproxy and bind= a\n"
 "                           port below 1024: CAP_NET_BIND_SERVICE)\n"
 "      --print-rules        print the nft and ip rules the routes need, exit\n"
+"      --control=PATH       take commands on a Unix socket at PATH: show stats,\n"
+"                           show conns, kill, add/del/enable/disable filter,\n"
+"                           inspect's decisions (CONTROL SOCKET in tproxy(1))\n"
 "      --ca-cert=FILE --ca-key=FILE\n"
 "                           the CA that signs forged certificates (default:\n"
 "                           one made once in $XDG_STATE_HOME/tproxy)\n"
@@ -74,7 +77,10 @@ static const char usage_tail[] =
 static void
 on_signal(int sig)
 {
-	quit_sig = sig;
+	if (sig == SIGUSR1)
+		stats_sig = 1;
+	else
+		quit_sig = sig;
 }
 
 static void
@@ -90,13 +96,16 @@ signals_setup(sigset_t *waitmask)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	/* signals arrive only inside ppoll(), so none is missed */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, waitmask);
 	sigdelset(waitmask, SIGINT);
 	sigdelset(waitmask, SIGTERM);
+	sigdelset(waitmask, SIGUSR1);
 }
 
 /*
@@ -114,8 +123,9 @@ signals_take(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	if ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
-		quit_sig = sig;
+	sigaddset(&set, SIGUSR1);
+	while ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
+		on_signal(sig);
 }
 
 /* Raises the fd soft limit to the hard limit: 2 fds per connection. */
@@ -219,8 +229,9 @@ routes_announce(void)
 static void
 routes_free(void)
 {
-	size_t i, j;
+	size_t i;
 
+	tapsets_free();
 	for (i = 0; i < nroutes; i++) {
 		struct route *r = &routes[i];
 
@@ -229,9 +240,6 @@ routes_free(void)
 			if (r->listen.type == A_UNIX_LISTEN)
 				unlink(r->listen.path);
 		}
-		for (j = 0; j < r->ntaps; j++)
-			tap_free(&r->taps[j]);
-		free(r->taps);
 		tls_route_free(r);
 		addr_free(&r->listen);
 		addr_free(&r->target);
@@ -266,7 +274,7 @@ opt_number(const char *name, const char *v, long long lo, long long hi)
 }
 
 enum { O_JSON = 256, O_USER, O_IDLE, O_MAXC, O_MAXS, O_MAXSRC, O_UDPT,
-    O_RULES, O_CACERT, O_CAKEY };
+    O_RULES, O_CACERT, O_CAKEY, O_CONTROL };
 
 static void
 options_parse(int argc, char **argv)
@@ -286,6 +294,7 @@ options_parse(int argc, char **argv)
 		{ "print-rules", no_argument, NULL, O_RULES },
 		{ "ca-cert", required_argument, NULL, O_CACERT },
 		{ "ca-key", required_argument, NULL, O_CAKEY },
+		{ "control", required_argument, NULL, O_CONTROL },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -344,6 +353,11 @@ options_parse(int argc, char **argv)
 		case O_CAKEY:
 			opt.ca_key = optarg;
 			break;
+		case O_CONTROL:
+			if (*optarg == '\0')
+				usage_error("--control: empty path");
+			opt.control = optarg;
+			break;
 		default:
 			if (optopt >= 256 || optopt == 0)
 				usage_error("unknown option '%s'",
@@ -370,6 +384,7 @@ main(int argc, char **argv)
 	if ((opt.ca_cert == NULL) != (opt.ca_key == NULL))
 		usage_error("--ca-cert and --ca-key go together");
 	routes_parse(argc - optind, argv + optind);
+	tapsets_init();
 	if (opt.print_rules) {
 		print_rules();
 		return 0;
@@ -380,6 +395,10 @@ main(int argc, char **argv)
 	udp_caps();
 	routes_tls();
 	routes_bind();
+	if (opt.control != NULL)
+		control_open(opt.control, pw ? pw->pw_uid : (uid_t)-1,
+		    pw ? pw->pw_gid : (gid_t)-1);
+	prompt_init();
 	if (pw != NULL)
 		priv_drop(pw);
 	else
@@ -397,9 +416,16 @@ main(int argc, char **argv)
 		out_flush();
 		if (turn % 64 == 0)
 			signals_take();
+		if (stats_sig) {
+			stats_sig = 0;
+			control_stats_stderr();
+		}
 	}
+	prompt_close();
 	conn_close_all(quit_sig ? "shutdown" : "poll failed");
 	conn_reap();
+	control_close();
+	held_free_all();
 	out_close(200);
 	conn_stats(&nconn, nbytes);
 	if (quit_sig)

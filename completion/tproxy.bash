@@ -15,7 +15,7 @@
 # ---- Fallback word lists: keep them in step with `tproxy --help`. ----
 _tproxy_fb_opts='--help --version --quiet --verbose --json
 	--idle-timeout=SECS --max-conns=N --udp-timeout=SECS --user=NAME
-	--print-rules --ca-cert=FILE --ca-key=FILE'
+	--print-rules --ca-cert=FILE --ca-key=FILE --control=PATH'
 _tproxy_fb_listen='tcp-listen:[HOST:]PORT udp-listen:[HOST:]PORT
 	tcp-tproxy:[HOST:]PORT udp-tproxy:[HOST:]PORT unix-listen:PATH'
 _tproxy_fb_target='tcp:HOST:PORT udp:HOST:PORT unix:PATH orig[:HOST] echo'
@@ -26,7 +26,8 @@ _tproxy_fb_addropts='reuseaddr backlog=N ipv6only=0|1 bind=HOST[:PORT] spoof
 _tproxy_fb_filters='log hexdump s/REGEX/REPLACEMENT/[gi][,flush=MS]
 	drop[:REGEX] answer:TEXT|@FILE[,match=REGEX]
 	redirect:HOST:PORT[,match=REGEX] delay:MS[,jitter=MS] throttle:RATE
-	slice:N[,delay=MS] limit:N reset[:MS] stall[:MS] loss:PERCENT[,seed=N]'
+	slice:N[,delay=MS] limit:N reset[:MS] stall[:MS] loss:PERCENT[,seed=N]
+	inspect[:REGEX][,timeout=S][,edit=raw|hex]'
 _tproxy_fb_fkeys='dir=c2s|s2c|both src=CIDR dst=CIDR dport=N sni=REGEX'
 # ---- end of the fallback word lists ----
 
