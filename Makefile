@@ -103,6 +103,7 @@ FUZZERS = build/fuzz/fuzz_addr build/fuzz/fuzz_sed build/fuzz/fuzz_hello \
 	build/fuzz/fuzz_proxy build/fuzz/fuzz_control
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS)
+FUZZ_OFLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS)
 
 fuzz: $(FUZZERS)
 	@for f in $(FUZZERS); do \
@@ -114,9 +115,15 @@ fuzz: $(FUZZERS)
 	    grep -E '^(#[0-9]+ *DONE|Done)' build/fuzz/$$n.log | tail -n 1; \
 	done
 
-build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDR)
+# the program's files are compiled once for all the harnesses
+FOBJ = $(LIBSRC:%.c=build/fuzzobj/%.o)
+build/fuzzobj/%.o: %.c $(HDR)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(LIBSRC) $(PKG_LIBS)
+	$(CLANG) $(FUZZ_OFLAGS) -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(FOBJ) $(HDR)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(FOBJ) $(PKG_LIBS)
 
 bench: tproxy
 	bash tests/bench/run.sh
