@@ -79,6 +79,8 @@ void	 conn_close(struct conn *c, const char *reason, int reset)
 void	 conn_fail(struct conn *c, const char *reason) __attribute__((nonnull));
 
 int	 conn_closed(const struct conn *c) __attribute__((nonnull));
+/* Why it closes: for the transport's close operation. */
+const char *conn_why(const struct conn *c) __attribute__((nonnull));
 int	 conn_open(const struct conn *c) __attribute__((nonnull));
 int	 conn_connecting(const struct conn *c) __attribute__((nonnull));
 /* 1 while filters run on the bytes (no splice then). */
