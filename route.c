@@ -45,6 +45,14 @@ route_parse(struct route *r, int id, char **argv, int n)
 	/* the client asked for that destination itself, loopback or not */
 	if (r->target.type == A_ORIG && addr_is_explicit(r->listen.type))
 		r->target.allow_loopback = 1;
+	/*
+	 * An explicit proxy that intercepts TLS forges from the upstream's
+	 * certificate: it speaks TLS upstream, whatever the destination.
+	 */
+	if (addr_is_explicit(r->listen.type) && r->listen.tls &&
+	    r->listen.cert[0] == '\0' && (r->target.type == A_ORIG ||
+	    r->target.type == A_TCP))
+		r->target.tls = 1;
 	if (r->target.type == A_ORIG && r->target.spoof &&
 	    r->listen.type == A_TCP_LISTEN && !r->listen.proxy_protocol)
 		usage_error("%s: spoof behind a redirect would reuse the "

@@ -66,6 +66,7 @@ struct stream {
 	struct xp	*xp;		/* explicit proxy listeners only */
 	struct hp	*hp;		/* forwarding absolute-URI requests */
 	const char	*hp_why;	/* why the forwarding stopped */
+	int		 hp_status;	/* ...and the response it gets */
 	unsigned	 xp_wait:1;	/* reading the proxy request */
 	unsigned	 xp_drain:1;	/* refused: reading the client's rest */
 	unsigned	 xp_pending:1;	/* its reply waits for the upstream */
@@ -131,8 +132,8 @@ side_can_read(struct stream *st, struct side *s)
 		return 0;
 	if (st->pp_wait || st->xp_wait || st->hello)
 		return !s->is_server;
-	if (st->hp_stop)
-		return 0;
+	if (st->hp_stop && !s->is_server)
+		return 0;		/* a refused request: no more */
 	if (s->is_server && !conn_open(c))
 		return 0;
 	if (client_tls_pending(st, s))
@@ -227,6 +228,8 @@ stream_send(struct conn *c, void *tp, int to_server, const uint8_t *p,
 	side_update(st, s);
 }
 
+static void hp_refusal(struct stream *st);
+
 static void
 stream_shut(struct conn *c, void *tp, int to_server)
 {
@@ -234,6 +237,8 @@ stream_shut(struct conn *c, void *tp, int to_server)
 	struct side *s = to_server ? SERVER(st) : CLIENT(st);
 
 	(void)c;
+	if (!to_server && st->hp_stop)
+		hp_refusal(st);
 	s->want_shut = 1;
 	(void)side_write(st, s);
 }
@@ -668,6 +673,19 @@ xp_reached(struct stream *st)
 	return 0;
 }
 
+/* A refused forwarded request: its response, after the upstream's. */
+static void
+hp_refusal(struct stream *st)
+{
+	char resp[XP_REPLY_MAX];
+
+	if (st->hp_status == 0)
+		return;
+	stream_send(st->c, st, 0, (const uint8_t *)resp,
+	    hp_response(resp, sizeof(resp), st->hp_status, st->hp_why));
+	st->hp_status = 0;
+}
+
 /* A refused forwarded request: the end once its response is out. */
 static void
 hp_done(struct stream *st)
@@ -687,13 +705,13 @@ hp_emit_up(void *arg, const uint8_t *p, size_t n)
 
 /*
  * The client's bytes on a forwarding http-listen connection: each request
- * head rewritten.  A refused request gets its response after what the
- * upstream sent before it, then the connection ends.
+ * head rewritten.  A refused request ends the client's stream there: the
+ * upstream gets its end, answers what came before, and once it is done
+ * (stream_shut()), the refusal follows its responses.
  */
 static void
 hp_input(struct stream *st, const uint8_t *p, size_t n)
 {
-	char resp[XP_REPLY_MAX];
 	const char *why = NULL;
 	int status = 0;
 
@@ -708,31 +726,11 @@ hp_input(struct stream *st, const uint8_t *p, size_t n)
 	}
 	st->hp_stop = 1;
 	st->hp_why = why;
-	stream_send(st->c, st, 0, (const uint8_t *)resp,
-	    hp_response(resp, sizeof(resp), status, why));
-	CLIENT(st)->want_shut = 1;
-	(void)side_write(st, CLIENT(st));
-	hp_done(st);
+	st->hp_status = status;
+	conn_eof(st->c, C2S);
 }
 
 /* ------------------------------------------------------------ opening */
-
-/*
- * Returns 1 if the upstream speaks TLS: the target says so, or the client's
- * TLS is intercepted on an explicit proxy listener (whose target is
- * usually orig, for any destination).
- */
-static int
-upstream_tls(const struct stream *st)
-{
-	const struct route *r = conn_route(st->c);
-
-	if (st->passthrough)
-		return 0;
-	if (r->target.tls)
-		return 1;
-	return st->xp != NULL && r->listen.tls && r->listen.cert[0] == '\0';
-}
 
 /* The upstream socket is connected: the PROXY header, TLS, or open. */
 static void
@@ -748,7 +746,7 @@ upstream_go(struct stream *st)
 		name = xp_host(st->xp);	/* the name the client asked for */
 	if (t->proxy_protocol && proxy_send(st, t->proxy_protocol) == -1)
 		return;
-	if (upstream_tls(st)) {
+	if (conn_route(c)->target.tls && !st->passthrough) {
 		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
 		    conn_flow(c)->sni, name, &conn_flow(c)->server,
 		    t->verify, st->ti, why, sizeof(why)) == -1) {
@@ -1009,7 +1007,8 @@ timer_fired(struct timer *t)
 	else if (st->xp_drain)
 		conn_close(c, st->hp_why, 0);
 	else if (st->xp_wait)
-		proxy_fail(st, "no whole proxy request from the client in 5 s");
+		xp_refuse(st, "no whole proxy request from the client in 5 s",
+		    0);
 	else if (st->hello)
 		conn_fail(c, "no TLS ClientHello from the client in time");
 	else if (conn_connecting(c))

@@ -4,8 +4,11 @@ proxy listener and shows what comes back.
 
 usage:
   xp_client.py PORT HEX [--wait S] [--hold S]
+  xp_client.py PORT --file FILE [--wait S]
 
-Connects to 127.0.0.1:PORT, sends the bytes written in HEX, then reads
+Connects to 127.0.0.1:PORT, sends the bytes written in HEX (or those of
+FILE, which may be large: what the proxy does not read is given up when
+it closes), then reads
 until the proxy closes (or --wait seconds pass, default 3).  --hold sends
 nothing for S seconds before the bytes (for timeouts).  Prints the bytes
 received as hex on one line, then how it ended: "eof", "reset" or "open".
@@ -18,7 +21,8 @@ import time
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('port', type=int)
-    ap.add_argument('hex')
+    ap.add_argument('hex', nargs='?', default='')
+    ap.add_argument('--file')
     ap.add_argument('--wait', type=float, default=3)
     ap.add_argument('--hold', type=float, default=0)
     a = ap.parse_args()
@@ -26,7 +30,11 @@ def main():
     if a.hold:
         time.sleep(a.hold)
     try:
-        s.sendall(bytes.fromhex(a.hex))
+        if a.file:
+            with open(a.file, 'rb') as f:
+                s.sendall(f.read())
+        else:
+            s.sendall(bytes.fromhex(a.hex))
     except OSError:
         pass
     got, end = b'', 'open'
