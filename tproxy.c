@@ -54,7 +54,7 @@ static const char usage_text[] =
 "\n"
 "LISTEN:  tcp-listen:[HOST:]PORT (tcp-l)   udp-listen:[HOST:]PORT (udp-l)\n"
 "         tcp-tproxy:[HOST:]PORT   udp-tproxy:[HOST:]PORT   unix-listen:PATH\n"
-"         socks5-listen:[HOST:]PORT   http-listen:[HOST:]PORT (explicit proxies)\n"
+"         socks5-listen:[HOST:]PORT   http-listen:[HOST:]PORT\n"
 "TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   orig[:HOST]   echo\n"
 "Address options (after commas): reuseaddr, reuseport, backlog=N,\n"
 "         ipv6only=0|1, bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO],\n"
