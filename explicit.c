@@ -263,6 +263,14 @@ xp_feed(struct xp *x, size_t n, size_t *take, struct xp_out *o)
 	return XP_DEST;
 }
 
+void
+xp_release(struct xp *x)
+{
+	free(x->buf);
+	x->buf = NULL;
+	x->len = x->cap = 0;
+}
+
 struct hp *
 xp_forward(struct xp *x, uint8_t **head, size_t *len)
 {
@@ -289,9 +297,9 @@ s5_code(const char *why)
 {
 	if (strstr(why, "refused") != NULL)
 		return S5_REFUSED;
-	if (strstr(why, "unreachable") != NULL || strstr(why, "resolve") !=
-	    NULL || strstr(why, "timeout") != NULL || strstr(why,
-	    "timed out") != NULL)
+	if (strstr(why, "unreachable") != NULL || strstr(why, "No route") !=
+	    NULL || strstr(why, "resolve") != NULL || strstr(why, "timeout") !=
+	    NULL || strstr(why, "timed out") != NULL)
 		return S5_HOSTUNREACH;
 	return S5_FAIL;
 }

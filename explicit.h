@@ -54,6 +54,8 @@ uint16_t xp_port(const struct xp *x) __attribute__((nonnull));
 struct hp *xp_forward(struct xp *x, uint8_t **head, size_t *len)
 	    __attribute__((nonnull));
 int	 xp_is_forward(const struct xp *x) __attribute__((nonnull));
+/* The request is handled: frees its buffer (what xp_result() needs stays). */
+void	 xp_release(struct xp *x) __attribute__((nonnull));
 /*
  * The reply once the upstream is reached (why NULL; bnd is our end toward
  * it) or not (why says why): its length in out (0: none is due).

@@ -587,6 +587,7 @@ xp_dest(struct stream *st)
 		}
 		st->passthrough = 1;	/* plain HTTP, even on a tls listener */
 	}
+	xp_release(st->xp);
 	st->xp_pending = 1;
 	conn_start(c);
 	if (head != NULL && !conn_closed(c))
