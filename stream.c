@@ -565,7 +565,7 @@ static void
 xp_dest(struct stream *st)
 {
 	struct conn *c = st->c;
-	struct sockname dst, none = { .len = 0 };
+	struct sockname dst, local, none = { .len = 0 };
 	char why[ERRLEN];
 	uint8_t r[XP_REPLY_MAX], *head = NULL;
 	size_t n, hl = 0;
@@ -577,7 +577,8 @@ xp_dest(struct stream *st)
 		xp_refuse(st, why, 0);
 		return;
 	}
-	conn_set_ends(c, &conn_flow(c)->local, &dst);
+	local = conn_flow(c)->local;
+	conn_set_ends(c, &local, &dst);
 	st->xp_wait = 0;
 	timer_stop(&st->timer);
 	if (xp_is_forward(st->xp)) {
