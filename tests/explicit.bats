@@ -252,6 +252,37 @@ page /b" ]
 	[ "$output" = "page /r" ]
 }
 
+@test "PROXY protocol out carries the client and the destination it asked for" {
+	# a server that keeps the first bytes of its one connection
+	cat >"$T/pp.py" <<-'PY'
+		import socket, sys
+		s = socket.socket()
+		s.bind(('127.0.0.1', 0))
+		s.listen(1)
+		open(sys.argv[1] + '.tmp', 'w').write('%d\n' % s.getsockname()[1])
+		__import__('os').rename(sys.argv[1] + '.tmp', sys.argv[1])
+		c, _ = s.accept()
+		got = b''
+		while b'\r\n\r\n' not in got:
+		    d = c.recv(4096)
+		    if not d:
+		        break
+		    got += d
+		open(sys.argv[2], 'wb').write(got)
+		c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\npp\n')
+		c.close()
+	PY
+	bg python3 "$T/pp.py" "$T/pp.port" "$T/pp.got"
+	for ((i = 0; i < 100; i++)); do [ -s "$T/pp.port" ] && break; sleep 0.05; done
+	local pp
+	pp=$(cat "$T/pp.port")
+	start_tproxy socks5-listen:0 orig,proxy-protocol=v1
+	run curl -sS -x "socks5h://127.0.0.1:$PORT" "http://localhost:$pp/h"
+	[ "$output" = pp ]
+	matches "^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 [0-9]+ $pp"$'\r'"\$" "$(cat "$T/pp.got")"
+	contains "GET /h HTTP/1.1" "$(cat "$T/pp.got")"
+}
+
 @test "bad explicit listener arguments are usage errors" {
 	run -2 "$TPROXY" http-listen:0,auth=a:b orig
 	contains "unknown option 'auth'" "$output"
