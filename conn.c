@@ -102,6 +102,12 @@ conn_why(const struct conn *c)
 }
 
 void
+conn_set_host(struct conn *c, const char *host)
+{
+	c->f.host = host;
+}
+
+void
 conn_set_sni(struct conn *c, const char *sni)
 {
 	c->f.sni = sni;

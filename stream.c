@@ -579,6 +579,8 @@ xp_dest(struct stream *st)
 	}
 	local = conn_flow(c)->local;
 	conn_set_ends(c, &local, &dst);
+	if (!host_is_literal(xp_host(st->xp)))
+		conn_set_host(c, xp_host(st->xp));
 	st->xp_wait = 0;
 	timer_stop(&st->timer);
 	if (xp_is_forward(st->xp)) {

@@ -193,7 +193,7 @@ page /b" ]
 	[ "$output" = "page /t" ]
 	contains "HTTP/1.1 200 Connection established" "$stderr"
 	wait_for "$T/tproxy.out" '"event":"close"'
-	matches "\"event\":\"accept\".*\"dst\":\"127.0.0.1:$WEB\"" "$(cat "$T/tproxy.out")"
+	matches "\"event\":\"accept\".*\"dst\":\"127.0.0.1:$WEB\",\"host\":\"localhost\"" "$(cat "$T/tproxy.out")"
 }
 
 @test "http-listen,tls: CONNECT to an https server is intercepted" {
