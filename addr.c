@@ -4,7 +4,8 @@
  * Grammar (TYPE is case-insensitive):
  *   tcp-listen:[HOST:]PORT | tcp-l:[HOST:]PORT | udp-listen:[HOST:]PORT |
  *   udp-l:[HOST:]PORT | unix-listen:PATH | unix-l:PATH |
- *   tcp-tproxy:[HOST:]PORT | udp-tproxy:[HOST:]PORT     (listen side)
+ *   tcp-tproxy:[HOST:]PORT | udp-tproxy:[HOST:]PORT |
+ *   socks5-listen:[HOST:]PORT | http-listen:[HOST:]PORT  (listen side)
  *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo | orig[:HOST]
  *                                                          (target side)
  *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
@@ -12,6 +13,7 @@
  *            bind=HOST[:PORT] | spoof | port-map=FROM:TO[;FROM:TO]... |
  *            allow-loopback[=0|1] | proxy-protocol (listen) |
  *            proxy-from=CIDR[;CIDR]... | proxy-protocol=v1|v2 (target) |
+ *            auth=USER:PASS (socks5-listen) |
  *            tls and its options
  * This is untrusted input (it may come from scripts); every field is bounded
  * before it is copied, and tests/fuzz/fuzz_addr.c runs it under libFuzzer.
@@ -31,8 +33,9 @@
 #include "re.h"
 
 #define LISTEN_HELP	"tcp-listen:[HOST:]PORT, udp-listen:[HOST:]PORT, " \
-			"tcp-tproxy:[HOST:]PORT, udp-tproxy:[HOST:]PORT or " \
-			"unix-listen:PATH"
+			"tcp-tproxy:[HOST:]PORT, udp-tproxy:[HOST:]PORT, " \
+			"socks5-listen:[HOST:]PORT, http-listen:[HOST:]PORT " \
+			"or unix-listen:PATH"
 #define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, orig[:HOST] " \
 			"or echo"
 
@@ -48,6 +51,8 @@ static const struct type_name types[] = {
 	{ "unix-l", A_UNIX_LISTEN },
 	{ "tcp-tproxy", A_TCP_TPROXY },
 	{ "udp-tproxy", A_UDP_TPROXY },
+	{ "socks5-listen", A_SOCKS5_LISTEN },
+	{ "http-listen", A_HTTP_LISTEN },
 	{ "orig", A_ORIG },
 	{ "udp-listen", A_UDP_LISTEN },
 	{ "udp-l", A_UDP_LISTEN },
@@ -70,7 +75,13 @@ int
 addr_is_listen(enum addr_type t)
 {
 	return t == A_TCP_LISTEN || t == A_UNIX_LISTEN || t == A_UDP_LISTEN ||
-	    t == A_TCP_TPROXY || t == A_UDP_TPROXY;
+	    t == A_TCP_TPROXY || t == A_UDP_TPROXY || addr_is_explicit(t);
+}
+
+int
+addr_is_explicit(enum addr_type t)
+{
+	return t == A_SOCKS5_LISTEN || t == A_HTTP_LISTEN;
 }
 
 int
@@ -91,6 +102,8 @@ addr_type_name(enum addr_type t)
 	switch (t) {
 	case A_TCP_LISTEN:
 	case A_TCP_TPROXY:
+	case A_SOCKS5_LISTEN:
+	case A_HTTP_LISTEN:
 	case A_TCP:
 		return "tcp";
 	case A_UDP_LISTEN:
@@ -228,6 +241,14 @@ opts_help(enum addr_type t)
 		    "bind=HOST[:PORT], "
 		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, "
 		    "proxy-protocol, proxy-from=CIDR[;CIDR]";
+	case A_SOCKS5_LISTEN:
+		return "reuseaddr, reuseport, backlog=N, ipv6only=0|1, "
+		    "bind=HOST[:PORT], auth=USER:PASS, "
+		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE";
+	case A_HTTP_LISTEN:
+		return "reuseaddr, reuseport, backlog=N, ipv6only=0|1, "
+		    "bind=HOST[:PORT], "
+		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE";
 	case A_UDP_LISTEN:
 	case A_UDP_TPROXY:
 		return "reuseaddr, reuseport, ipv6only=0|1, bind=HOST[:PORT]";
@@ -384,7 +405,8 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 			return -1;
 		}
 	} else if (strcasecmp(opt, "tls") == 0 && (a->type == A_TCP_LISTEN ||
-	    a->type == A_TCP_TPROXY || a->type == A_TCP || a->type == A_ORIG)) {
+	    a->type == A_TCP_TPROXY || a->type == A_TCP || a->type == A_ORIG ||
+	    addr_is_explicit(a->type))) {
 		if (val != NULL && bool_parse(val, &a->tls) == -1)
 			goto badval;
 		if (val == NULL)
@@ -425,7 +447,19 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 		snprintf(err, errlen, "UDP routes do not take the option "
 		    "'proxy-protocol' (it is for streams)");
 		return -1;
-	} else if (strcasecmp(opt, "proxy-protocol") == 0 && listen_side) {
+	} else if (strcasecmp(opt, "auth") == 0 &&
+	    a->type == A_SOCKS5_LISTEN) {
+		const char *colon = val ? strchr(val, ':') : NULL;
+
+		if (colon == NULL || colon == val || colon - val > 255 ||
+		    strlen(colon + 1) > 255 || colon[1] == '\0') {
+			snprintf(err, errlen, "bad value for option 'auth' "
+			    "(expected USER:PASS, each 1..255 bytes)");
+			return -1;
+		}
+		strcpy(a->auth, val);
+	} else if (strcasecmp(opt, "proxy-protocol") == 0 && listen_side &&
+	    !addr_is_explicit(a->type)) {
 		if (bool_parse(val, &a->proxy_protocol) == -1)
 			goto badval;
 	} else if (strcasecmp(opt, "proxy-protocol") == 0 &&
@@ -438,7 +472,7 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 		}
 		a->proxy_protocol = val[1] - '0';
 	} else if (strcasecmp(opt, "proxy-from") == 0 && listen_side &&
-	    !addr_is_udp(a->type)) {
+	    !addr_is_udp(a->type) && !addr_is_explicit(a->type)) {
 		if (val == NULL || proxyfrom_parse(a, val) == -1) {
 			snprintf(err, errlen, "bad value for option "
 			    "'proxy-from' (expected CIDR[;CIDR]..., at most "
@@ -531,6 +565,8 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 	case A_UDP:
 	case A_TCP_TPROXY:
 	case A_UDP_TPROXY:
+	case A_SOCKS5_LISTEN:
+	case A_HTTP_LISTEN:
 		if (params == NULL || *params == '\0') {
 			snprintf(err, errlen, "expected %s:%s", buf,
 			    addr_is_listen(a->type) ? "[HOST:]PORT" :

@@ -20,6 +20,8 @@ enum addr_type {
 	A_TCP_TPROXY,			/* listen: IP_TRANSPARENT */
 	A_UDP_TPROXY,
 	A_ORIG,				/* target: the original destination */
+	A_SOCKS5_LISTEN,		/* listen: an explicit SOCKS5 proxy */
+	A_HTTP_LISTEN,			/* listen: an explicit HTTP proxy */
 };
 
 #define MAX_PORTMAP	16
@@ -51,6 +53,7 @@ struct addr {
 					   the version written (1 or 2) */
 	struct cidr	 proxy_from[MAX_PROXY_FROM]; /* none: loopback only */
 	int		 nproxy_from;
+	char		 auth[512];	/* socks5-listen: USER:PASS */
 };
 
 int	 addr_parse(const char *spec, int listen_side, struct addr *a,
@@ -60,6 +63,8 @@ void	 addr_free(struct addr *a) __attribute__((nonnull));
 int	 addr_is_listen(enum addr_type t);
 int	 addr_is_udp(enum addr_type t);
 int	 addr_is_tproxy(enum addr_type t);
+/* socks5-listen and http-listen: the client names its destination. */
+int	 addr_is_explicit(enum addr_type t);
 const char *addr_type_name(enum addr_type t);
 void	 addr_target_str(const struct addr *a, char *buf, size_t len)
 	    __attribute__((nonnull));

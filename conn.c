@@ -47,6 +47,7 @@ struct conn {
 	struct timer	 idle;		/* --idle-timeout, UDP expiry */
 	struct timer	 wait;		/* the wait for the first bytes */
 	const struct addr *redirect;	/* chosen by a filter */
+	const char	*why;		/* while closing: the reason */
 	struct conn	*next, *prev;
 };
 
@@ -97,6 +98,18 @@ const struct flow *
 conn_flow(const struct conn *c)
 {
 	return &c->f;
+}
+
+const char *
+conn_why(const struct conn *c)
+{
+	return c->why ? c->why : "closed";
+}
+
+void
+conn_set_host(struct conn *c, const char *host)
+{
+	c->f.host = host;
 }
 
 void
@@ -212,8 +225,10 @@ conn_close(struct conn *c, const char *reason, int reset)
 	ev_close(&c->f, reason);
 	c->state = CS_CLOSED;
 	c->f.reset = reset;
+	c->why = reason;
 	chain_close(c->chain);
 	c->tp->close(c, c->tparg, reset);
+	c->why = NULL;
 	timer_stop(&c->idle);
 	timer_stop(&c->wait);
 	if (c->prev)

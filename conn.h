@@ -79,6 +79,8 @@ void	 conn_close(struct conn *c, const char *reason, int reset)
 void	 conn_fail(struct conn *c, const char *reason) __attribute__((nonnull));
 
 int	 conn_closed(const struct conn *c) __attribute__((nonnull));
+/* Why it closes: for the transport's close operation. */
+const char *conn_why(const struct conn *c) __attribute__((nonnull));
 int	 conn_open(const struct conn *c) __attribute__((nonnull));
 int	 conn_connecting(const struct conn *c) __attribute__((nonnull));
 /* 1 while filters run on the bytes (no splice then). */
@@ -89,6 +91,9 @@ size_t	 conn_held(const struct conn *c, enum dir d) __attribute__((nonnull));
 const struct flow *conn_flow(const struct conn *c) __attribute__((nonnull));
 /* The transport fills in what it learns (the SNI). */
 void	 conn_set_sni(struct conn *c, const char *sni) __attribute__((nonnull(1)));
+/* An explicit proxy's client named its destination (host outlives c). */
+void	 conn_set_host(struct conn *c, const char *host)
+	    __attribute__((nonnull(1)));
 /*
  * A PROXY header named the client and where it connected: the real peer
  * becomes flow's peer.

@@ -83,6 +83,10 @@ ev_accept(const struct flow *f)
 	json_head("accept", f, f->route);
 	json_addr("src", &f->client);
 	json_addr("dst", &f->dst);
+	if (f->host != NULL) {
+		out_printf(",\"host\":");
+		out_json_str(f->host, strlen(f->host));
+	}
 	if (f->peer.len > 0)
 		json_addr("peer", &f->peer);
 	out_printf("}\n");

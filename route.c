@@ -38,10 +38,21 @@ route_parse(struct route *r, int id, char **argv, int n)
 		usage_error("%s: %s", argv[1], err);
 	if (r->target.type == A_ORIG && r->listen.type != A_TCP_TPROXY &&
 	    r->listen.type != A_UDP_TPROXY && r->listen.type != A_TCP_LISTEN &&
-	    !r->listen.proxy_protocol)
-		usage_error("%s: orig needs a tcp-tproxy, udp-tproxy or "
-		    "tcp-listen (behind an nft redirect) listener, or a "
-		    "proxy-protocol one", argv[1]);
+	    !addr_is_explicit(r->listen.type) && !r->listen.proxy_protocol)
+		usage_error("%s: orig needs a tcp-tproxy, udp-tproxy, "
+		    "socks5-listen, http-listen or tcp-listen (behind an nft "
+		    "redirect) listener, or a proxy-protocol one", argv[1]);
+	/* the client asked for that destination itself, loopback or not */
+	if (r->target.type == A_ORIG && addr_is_explicit(r->listen.type))
+		r->target.allow_loopback = 1;
+	/*
+	 * An explicit proxy that intercepts TLS forges from the upstream's
+	 * certificate: it speaks TLS upstream, whatever the destination.
+	 */
+	if (addr_is_explicit(r->listen.type) && r->listen.tls &&
+	    r->listen.cert[0] == '\0' && (r->target.type == A_ORIG ||
+	    r->target.type == A_TCP))
+		r->target.tls = 1;
 	if (r->target.type == A_ORIG && r->target.spoof &&
 	    r->listen.type == A_TCP_LISTEN && !r->listen.proxy_protocol)
 		usage_error("%s: spoof behind a redirect would reuse the "

@@ -4,7 +4,10 @@
  * header (read before anything else on a proxy-protocol listener, written
  * first toward a proxy-protocol target), the TLS steps (the ClientHello
  * first, then the upstream's handshake, then the client's with a forged
- * certificate).
+ * certificate), and the handshake of the explicit proxy listeners
+ * (socks5-listen, http-listen: explicit.c), which names the original
+ * destination before anything else; there the reply waits for the
+ * upstream's connect, and on a tls listener the ClientHello comes after it.
  *
  * Each side owns an output buffer that exists only while bytes wait; a read
  * goes through one shared scratch buffer and is written on at once when the
@@ -29,7 +32,9 @@
 
 #include "conn.h"
 #include "event.h"
+#include "explicit.h"
 #include "loop.h"
+#include "net.h"
 #include "out.h"
 #include "proxy.h"
 #include "side.h"
@@ -41,6 +46,8 @@
 #define CONNECT_TIMEOUT_MS	10000
 #define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
 #define PROXY_HEADER_MS		3000	/* a PROXY header, whole */
+#define XP_HANDSHAKE_MS		5000	/* a SOCKS or HTTP proxy request */
+#define XP_DRAIN_MS		2000	/* reading on after refusing one */
 #define SPLICE_MIN		16384	/* a read this big turns on splice */
 
 /* The stream transport's side of a connection. */
@@ -56,6 +63,14 @@ struct stream {
 	unsigned	 hello:1;	/* reading the client's ClientHello */
 	unsigned	 passthrough:1;	/* TLS relayed untouched (by SNI) */
 	unsigned	 tls_wait:1;	/* client handshake not finished */
+	struct xp	*xp;		/* explicit proxy listeners only */
+	struct hp	*hp;		/* forwarding absolute-URI requests */
+	const char	*hp_why;	/* why the forwarding stopped */
+	int		 hp_status;	/* ...and the response it gets */
+	unsigned	 xp_wait:1;	/* reading the proxy request */
+	unsigned	 xp_drain:1;	/* refused: reading the client's rest */
+	unsigned	 xp_pending:1;	/* its reply waits for the upstream */
+	unsigned	 hp_stop:1;	/* a refused request: the end */
 };
 
 #define CLIENT(st)	(&(st)->side[0])
@@ -115,10 +130,10 @@ side_can_read(struct stream *st, struct side *s)
 
 	if (s->fd < 0 || s->rd_eof || conn_closed(c))
 		return 0;
-	if (st->pp_wait)
+	if (st->pp_wait || st->xp_wait || st->hello)
 		return !s->is_server;
-	if (st->hello)
-		return !s->is_server;
+	if (st->hp_stop && !s->is_server)
+		return 0;		/* a refused request: no more */
 	if (s->is_server && !conn_open(c))
 		return 0;
 	if (client_tls_pending(st, s))
@@ -140,6 +155,10 @@ side_update(struct stream *st, struct side *s)
 
 	if (s->fd < 0 || conn_closed(st->c))
 		return;
+	if (s->is_server && st->hello) {
+		loop_set(s->slot, 0);	/* connected, waiting for the hello */
+		return;
+	}
 	if (side_can_read(st, s))
 		ev |= POLLIN;
 	if (s->is_server && conn_connecting(st->c))
@@ -209,6 +228,8 @@ stream_send(struct conn *c, void *tp, int to_server, const uint8_t *p,
 	side_update(st, s);
 }
 
+static void hp_refusal(struct stream *st);
+
 static void
 stream_shut(struct conn *c, void *tp, int to_server)
 {
@@ -216,6 +237,8 @@ stream_shut(struct conn *c, void *tp, int to_server)
 	struct side *s = to_server ? SERVER(st) : CLIENT(st);
 
 	(void)c;
+	if (!to_server && st->hp_stop)
+		hp_refusal(st);
 	s->want_shut = 1;
 	(void)side_write(st, s);
 }
@@ -234,8 +257,20 @@ static void
 stream_close(struct conn *c, void *tp, int reset)
 {
 	struct stream *st = tp;
+	uint8_t r[XP_REPLY_MAX];
+	size_t n;
 
-	(void)c;
+	if (st->xp_pending && CLIENT(st)->fd >= 0) {
+		/* the upstream was not reached: the proxy's failure reply */
+		n = xp_result(st->xp, conn_why(c), &conn_flow(c)->server_local,
+		    r, sizeof(r));
+		if (n > 0 && send(CLIENT(st)->fd, r, n, MSG_NOSIGNAL |
+		    MSG_DONTWAIT) == (ssize_t)n) {
+			shutdown(CLIENT(st)->fd, SHUT_WR);
+			side_close(CLIENT(st), 0);
+		}
+		st->xp_pending = 0;
+	}
 	side_close(CLIENT(st), reset);
 	side_close(SERVER(st), reset);
 	timer_stop(&st->timer);
@@ -249,6 +284,8 @@ stream_free(void *tp)
 
 	free(st->ti);
 	free(st->pp);
+	xp_free(st->xp);
+	hp_free(st->hp);
 	buf_free(&st->hbuf);
 	free(st);
 }
@@ -290,6 +327,7 @@ can_splice(const struct stream *st, const struct side *s)
 	const struct route *r = conn_route(st->c);
 
 	return !conn_filtered(st->c) && !conn_flow(st->c)->echo &&
+	    (st->hp == NULL || s->is_server) &&
 	    s->tls.ssl == NULL && !r->listen.tls && !r->target.tls &&
 	    conn_flow(st->c)->client.ss.ss_family != AF_UNIX;
 }
@@ -315,6 +353,7 @@ splice_read(struct stream *st, struct side *s, struct side *dst)
 }
 
 static void hello_read(struct stream *st);
+static void hp_input(struct stream *st, const uint8_t *p, size_t n);
 
 static void
 side_read_chunk(struct stream *st, struct side *s)
@@ -350,7 +389,10 @@ side_read_chunk(struct stream *st, struct side *s)
 	}
 	if (n >= SPLICE_MIN && can_splice(st, s))
 		s->splice = 1;
-	conn_input(st->c, d, scratch, (size_t)n);
+	if (st->hp != NULL && d == C2S)
+		hp_input(st, scratch, (size_t)n);
+	else
+		conn_input(st->c, d, scratch, (size_t)n);
 }
 
 /* ------------------------------------------------------------ PROXY header */
@@ -461,14 +503,271 @@ proxy_from_ok(const struct route *r, const struct sockname *peer)
 	return 0;
 }
 
+/* ------------------------------------------------------------ explicit proxy */
+
+/* Sends a handshake reply on the client's socket: 0, or -1. */
+static int
+xp_send(struct stream *st, const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	return send(CLIENT(st)->fd, p, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+/*
+ * The proxy request is refused (why, which outlives the call when drain):
+ * the accept and error events, then a close.  With drain, what the client
+ * still sends is read and dropped first (until its EOF, at most
+ * XP_DRAIN_MS), so that it reads the response rather than a reset.
+ */
+static void
+xp_refuse(struct stream *st, const char *why, int drain)
+{
+	struct conn *c = st->c;
+
+	ev_accept(conn_flow(c));
+	ev_error(conn_flow(c), why);
+	if (!drain) {
+		conn_close(c, why, 0);
+		return;
+	}
+	(void)shutdown(CLIENT(st)->fd, SHUT_WR);
+	st->xp_drain = 1;
+	st->hp_why = why;
+	timer_arm(&st->timer, XP_DRAIN_MS);
+}
+
+/* Reads and drops what a refused client still sends, up to its EOF. */
+static void
+xp_drain(struct stream *st)
+{
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		n = recv(CLIENT(st)->fd, scratch, sizeof(scratch), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		conn_close(st->c, st->hp_why, 0);
+		return;
+	}
+}
+
+/*
+ * The client named its destination: resolved here (a name with a blocking
+ * getaddrinfo(), as for tcp:NAME targets), it becomes the original
+ * destination, and the connection starts as any other.  An absolute-URI
+ * request's head goes first, in origin form.
+ */
+static void
+xp_dest(struct stream *st)
+{
+	struct conn *c = st->c;
+	struct sockname dst, local, none = { .len = 0 };
+	char why[ERRLEN];
+	uint8_t r[XP_REPLY_MAX], *head = NULL;
+	size_t n, hl = 0;
+
+	if (net_resolve(xp_host(st->xp), xp_port(st->xp), 0, &dst, why,
+	    sizeof(why)) == -1) {
+		n = xp_result(st->xp, why, &none, r, sizeof(r));
+		(void)xp_send(st, r, n);
+		xp_refuse(st, why, 0);
+		return;
+	}
+	local = conn_flow(c)->local;
+	conn_set_ends(c, &local, &dst);
+	if (!host_is_literal(xp_host(st->xp)))
+		conn_set_host(c, xp_host(st->xp));
+	st->xp_wait = 0;
+	timer_stop(&st->timer);
+	if (xp_is_forward(st->xp)) {
+		if ((st->hp = xp_forward(st->xp, &head, &hl)) == NULL) {
+			proxy_fail(st, "out of memory");
+			return;
+		}
+		st->passthrough = 1;	/* plain HTTP, even on a tls listener */
+	}
+	xp_release(st->xp);
+	st->xp_pending = 1;
+	conn_start(c);
+	if (head != NULL && !conn_closed(c))
+		conn_input(c, C2S, head, hl);
+	free(head);
+}
+
+/*
+ * Reads the client's proxy request: each message is peeked at, parsed
+ * with what came before it, and only its own bytes are taken out of the
+ * socket, as for the PROXY header.
+ */
+static void
+xp_read(struct stream *st)
+{
+	struct xp_out o;
+	char why[ERRLEN];
+	uint8_t *room;
+	size_t cap, take;
+	ssize_t n;
+	enum xp_rc rc;
+
+	if (st->xp_drain) {
+		xp_drain(st);
+		return;
+	}
+	do {
+		room = xp_room(st->xp, &cap);
+		n = recv(CLIENT(st)->fd, room, cap, MSG_PEEK);
+		if (n <= 0) {
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+			snprintf(why, sizeof(why), n == 0 ? "client closed "
+			    "before its proxy request" : "read from client: %s",
+			    strerror(errno));
+			proxy_fail(st, why);
+			return;
+		}
+		rc = xp_feed(st->xp, (size_t)n, &take, &o);
+		if (take > 0 && recv(CLIENT(st)->fd, room, take, 0) !=
+		    (ssize_t)take) {
+			proxy_fail(st, "read from client: lost the proxy "
+			    "request");
+			return;
+		}
+		if (xp_send(st, o.reply, o.rlen) == -1) {
+			snprintf(why, sizeof(why), "write to client: %s",
+			    strerror(errno));
+			proxy_fail(st, why);
+			return;
+		}
+		if (rc == XP_FAIL) {
+			xp_refuse(st, o.why, o.drain);
+			return;
+		}
+	} while (rc == XP_NEXT);
+	if (rc == XP_DEST)
+		xp_dest(st);
+}
+
+/*
+ * The upstream is connected: the proxy's success reply (none for a
+ * forwarded request).  On a tls listener the ClientHello comes next.
+ * Returns 0, or -1 after failing the connection.
+ */
+static int
+xp_reached(struct stream *st)
+{
+	struct conn *c = st->c;
+	uint8_t r[XP_REPLY_MAX];
+	size_t n = xp_result(st->xp, NULL, &conn_flow(c)->server_local, r,
+	    sizeof(r));
+
+	st->xp_pending = 0;
+	if (xp_send(st, r, n) == -1) {
+		conn_fail(c, "write to client: the proxy's reply");
+		return -1;
+	}
+	if (conn_route(c)->listen.tls && !st->passthrough) {
+		st->hello = 1;
+		st->tls_wait = 1;
+		timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
+	}
+	return 0;
+}
+
+/* A refused forwarded request: its response, after the upstream's. */
+static void
+hp_refusal(struct stream *st)
+{
+	char resp[XP_REPLY_MAX];
+
+	if (st->hp_status == 0)
+		return;
+	stream_send(st->c, st, 0, (const uint8_t *)resp,
+	    hp_response(resp, sizeof(resp), st->hp_status, st->hp_why));
+	st->hp_status = 0;
+}
+
+/* A refused forwarded request: the end once its response is out. */
+static void
+hp_done(struct stream *st)
+{
+	if (st->hp_stop && CLIENT(st)->wr_shut && !conn_closed(st->c))
+		conn_close(st->c, st->hp_why, 0);
+}
+
+static void
+hp_emit_up(void *arg, const uint8_t *p, size_t n)
+{
+	struct stream *st = arg;
+
+	if (!conn_closed(st->c) && n > 0)
+		conn_input(st->c, C2S, p, n);
+}
+
+/*
+ * The client's bytes on a forwarding http-listen connection: each request
+ * head rewritten.  A refused request ends the client's stream there: the
+ * upstream gets its end, answers what came before, and once it is done
+ * (stream_shut()), the refusal follows its responses.
+ */
+static void
+hp_input(struct stream *st, const uint8_t *p, size_t n)
+{
+	const char *why = NULL;
+	int status = 0;
+
+	if (hp_feed(st->hp, p, n, hp_emit_up, st, &status, &why) == 0)
+		return;
+	if (conn_closed(st->c))
+		return;
+	ev_error(conn_flow(st->c), why);
+	if (status == 0) {
+		conn_close(st->c, why, 1);
+		return;
+	}
+	st->hp_stop = 1;
+	st->hp_why = why;
+	st->hp_status = status;
+	conn_eof(st->c, C2S);
+}
+
 /* ------------------------------------------------------------ opening */
+
+/* The upstream socket is connected: the PROXY header, TLS, or open. */
+static void
+upstream_go(struct stream *st)
+{
+	struct conn *c = st->c;
+	struct side *sv = SERVER(st);
+	const struct addr *t = conn_target(c);
+	const char *name = t->host;
+	char why[ERRLEN];
+
+	if (name[0] == '\0' && st->xp != NULL)
+		name = xp_host(st->xp);	/* the name the client asked for */
+	if (t->proxy_protocol && proxy_send(st, t->proxy_protocol) == -1)
+		return;
+	if (conn_route(c)->target.tls && !st->passthrough) {
+		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
+		    conn_flow(c)->sni, name, &conn_flow(c)->server,
+		    t->verify, st->ti, why, sizeof(why)) == -1) {
+			conn_fail(c, why);
+			return;
+		}
+		upstream_handshake(st);
+		return;
+	}
+	conn_opened(c);
+}
 
 static void
 connect_done(struct stream *st)
 {
 	struct conn *c = st->c;
 	struct side *sv = SERVER(st);
-	const struct addr *t = conn_target(c);
 	char why[ERRLEN], a[ADDRSTR];
 	int err = 0;
 	socklen_t len = sizeof(err);
@@ -481,19 +780,10 @@ connect_done(struct stream *st)
 		conn_fail(c, why);
 		return;
 	}
-	if (t->proxy_protocol && proxy_send(st, t->proxy_protocol) == -1)
+	if (st->xp_pending && xp_reached(st) == -1)
 		return;
-	if (conn_route(c)->target.tls && !st->passthrough) {
-		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
-		    conn_flow(c)->sni, t->host, &conn_flow(c)->server,
-		    t->verify, st->ti, why, sizeof(why)) == -1) {
-			conn_fail(c, why);
-			return;
-		}
-		upstream_handshake(st);
-		return;
-	}
-	conn_opened(c);
+	if (!st->hello)
+		upstream_go(st);
 }
 
 /*
@@ -624,7 +914,12 @@ hello_read(struct stream *st)
 	}
 	st->hello = 0;
 	timer_stop(&st->timer);
-	conn_begin(c, st->passthrough);
+	if (st->xp != NULL) {
+		/* an explicit proxy's: the upstream is connected already */
+		timer_arm(&st->timer, CONNECT_TIMEOUT_MS);
+		upstream_go(st);
+	} else
+		conn_begin(c, st->passthrough);
 	if (st->passthrough && !conn_closed(c)) {
 		/* untouched: the hello is the first of the bytes upstream */
 		conn_input(c, C2S, hb->data + hb->off, buf_pending(hb));
@@ -643,15 +938,17 @@ side_io(void *arg, int revents)
 
 	if (conn_closed(c))
 		return;
-	if (st->pp_wait) {
+	if (st->pp_wait || st->xp_wait) {
 		if (revents & (POLLIN | POLLHUP | POLLERR))
-			proxy_read(st);
+			(st->pp_wait ? proxy_read : xp_read)(st);
 		if (!conn_closed(c))
 			stream_update(c, st);
 		return;
 	}
 	if (s->is_server && conn_connecting(c)) {
-		if (s->tls.ssl != NULL)
+		if (st->hello)
+			;		/* connected: the ClientHello first */
+		else if (s->tls.ssl != NULL)
 			upstream_handshake(st);
 		else
 			connect_done(st);
@@ -679,6 +976,7 @@ side_io(void *arg, int revents)
 		conn_kick(c);		/* room again for held bytes */
 	if (conn_closed(c))
 		return;
+	hp_done(st);
 	check_done(st);
 	if (!conn_closed(c))
 		stream_update(c, st);
@@ -712,6 +1010,11 @@ timer_fired(struct timer *t)
 
 	if (st->pp_wait)
 		proxy_fail(st, "no whole PROXY header from the client in 3 s");
+	else if (st->xp_drain)
+		conn_close(c, st->hp_why, 0);
+	else if (st->xp_wait)
+		xp_refuse(st, "no whole proxy request from the client in 5 s",
+		    0);
 	else if (st->hello)
 		conn_fail(c, "no TLS ClientHello from the client in time");
 	else if (conn_connecting(c))
@@ -733,8 +1036,8 @@ stream_start(struct conn *c, void *tp)
 {
 	struct stream *st = tp;
 
-	if (!conn_route(c)->listen.tls) {
-		conn_begin(c, 0);
+	if (!conn_route(c)->listen.tls || st->xp != NULL) {
+		conn_begin(c, 0);	/* explicit proxies: hello after connect */
 		return;
 	}
 	st->tls_wait = 1;
@@ -789,6 +1092,18 @@ stream_accept(struct route *r, int fd, const struct sockname *peer)
 	    -1) {
 		conn_close(st->c, "out of memory", 1);
 		return -1;
+	}
+	if (addr_is_explicit(r->listen.type)) {
+		/* the request names the destination: the accept waits for it */
+		conn_set_ends(st->c, &local, &dst);
+		if ((st->xp = xp_new(&r->listen)) == NULL) {
+			proxy_fail(st, "out of memory");
+			return -1;
+		}
+		st->xp_wait = 1;
+		timer_arm(&st->timer, XP_HANDSHAKE_MS);
+		stream_update(st->c, st);
+		return 0;
 	}
 	if (r->listen.proxy_protocol) {
 		/* the header names the client: the accept event waits for it */

@@ -47,6 +47,8 @@ struct flow {
 	struct sockname	 server;	/* the upstream, once connected */
 	struct sockname	 server_local;	/* our end toward the upstream */
 	const char	*sni;		/* from the ClientHello, or NULL */
+	const char	*host;		/* the name an explicit proxy's client
+					   asked for, or NULL */
 	uint64_t	 start_ms;
 	uint64_t	 bytes[2];	/* read, per direction */
 	uint64_t	 chunks[2];

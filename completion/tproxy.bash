@@ -17,12 +17,13 @@ _tproxy_fb_opts='--help --version --quiet --verbose --json
 	--idle-timeout=SECS --max-conns=N --udp-timeout=SECS --user=NAME
 	--print-rules --ca-cert=FILE --ca-key=FILE --control=PATH'
 _tproxy_fb_listen='tcp-listen:[HOST:]PORT udp-listen:[HOST:]PORT
-	tcp-tproxy:[HOST:]PORT udp-tproxy:[HOST:]PORT unix-listen:PATH'
+	tcp-tproxy:[HOST:]PORT udp-tproxy:[HOST:]PORT unix-listen:PATH
+	socks5-listen:[HOST:]PORT http-listen:[HOST:]PORT'
 _tproxy_fb_target='tcp:HOST:PORT udp:HOST:PORT unix:PATH orig[:HOST] echo'
 _tproxy_fb_addropts='reuseaddr backlog=N ipv6only=0|1 bind=HOST[:PORT] spoof
 	port-map=FROM:TO[;FROM:TO] tls cert=FILE key=FILE passthrough=REGEX
 	keylog=FILE verify=0|1 proxy-protocol proxy-from=CIDR[;CIDR]
-	proxy-protocol=v1|v2'
+	proxy-protocol=v1|v2 auth=USER:PASS'
 _tproxy_fb_filters='log hexdump s/REGEX/REPLACEMENT/[gi][,flush=MS]
 	drop[:REGEX] answer:TEXT|@FILE[,match=REGEX]
 	redirect:HOST:PORT[,match=REGEX] delay:MS[,jitter=MS] throttle:RATE

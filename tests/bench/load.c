@@ -30,6 +30,9 @@
  *                    verified against CAFILE and NAME), 'c' echo, server closes
  *   load tls-bulk    -p P [-n STREAMS=1] [-d SECS=2] [-W WARM=0.5] -A CAFILE [-N NAME]
  *                    client -> server over TLS (P: a tls-serve server or a proxy)
+ * Any client but conc and udp-*: -x s:PORT or -x h:PORT goes through the
+ *   explicit proxy at -p (SOCKS5 without authentication, or HTTP CONNECT) to
+ *   127.0.0.1:PORT; the handshake is part of each connect (and of its time).
  * Helpers for the script:
  *   load mem PID      procs=N rss_kib=SUM pss_kib=SUM over PID and its descendants
  *   load pids PID     PID and its descendants, children before parents
@@ -82,6 +85,8 @@ static const char *opt_key;      /* tls-serve: its key */
 static const char *opt_ca;       /* tls clients: trusted certificates */
 static const char *opt_name = "bench.test";   /* tls clients: SNI and expected host name */
 static struct sockaddr_in target;
+static char proxy_kind;           /* -x: 's' SOCKS5, 'h' HTTP CONNECT, 0 none */
+static int proxy_dport;           /* -x: the port asked of the proxy */
 
 static volatile sig_atomic_t got_signal;
 static void on_signal(int s) { (void)s; got_signal = 1; }
@@ -134,6 +139,37 @@ static void big_bufs(int fd, int bytes)
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
 }
 
+static int send_all(int fd, const void *buf, size_t len);
+static int recv_all(int fd, void *buf, size_t len);
+
+/* -x: the explicit proxy's handshake, one step at a time; 0 or -1 */
+static int proxy_handshake(int fd)
+{
+    if (proxy_kind == 's') {
+        unsigned char hello[3] = { 5, 1, 0 }, method[2], rep[10];
+        unsigned char req[10] = { 5, 1, 0, 1, 127, 0, 0, 1,
+            (unsigned char)(proxy_dport >> 8), (unsigned char)proxy_dport };
+        if (send_all(fd, hello, sizeof hello) < 0 || recv_all(fd, method, 2) < 0 ||
+            method[1] != 0 || send_all(fd, req, sizeof req) < 0 ||
+            recv_all(fd, rep, sizeof rep) < 0)
+            return -1;
+        if (rep[1] != 0) { errno = ECONNREFUSED; return -1; }
+        return 0;
+    }
+    char req[64], head[1024];
+    size_t n = 0;
+    int len = snprintf(req, sizeof req, "CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n", proxy_dport);
+    if (send_all(fd, req, (size_t)len) < 0) return -1;
+    while (n < sizeof head - 1) {      /* byte by byte: nothing past the head */
+        if (recv_all(fd, head + n, 1) < 0) return -1;
+        n++;
+        if (n >= 4 && !memcmp(head + n - 4, "\r\n\r\n", 4)) break;
+    }
+    head[n] = '\0';
+    if (strncmp(head, "HTTP/1.1 200", 12) != 0) { errno = ECONNREFUSED; return -1; }
+    return 0;
+}
+
 /* blocking TCP connect to the target with a timeout; -errno on failure */
 static int tcp_connect(int ms)
 {
@@ -142,6 +178,11 @@ static int tcp_connect(int ms)
     sock_timeout(fd, ms);
     if (connect(fd, (struct sockaddr *)&target, sizeof target) < 0) {
         int e = errno == EINPROGRESS ? ETIMEDOUT : errno;
+        close(fd);
+        return -e;
+    }
+    if (proxy_kind && proxy_handshake(fd) < 0) {
+        int e = errno ? errno : EPROTO;
         close(fd);
         return -e;
     }
@@ -1420,7 +1461,7 @@ int main(int argc, char **argv)
     }
     int o;
     optind = 2;
-    while ((o = getopt(argc, argv, "a:p:n:c:k:w:d:W:s:t:H:L:C:K:A:N:")) != -1) {
+    while ((o = getopt(argc, argv, "a:p:n:c:k:w:d:W:s:t:H:L:C:K:A:N:x:")) != -1) {
         switch (o) {
         case 'a': opt_addr = optarg; break;
         case 'p': opt_port = atoi(optarg); break;
@@ -1438,6 +1479,11 @@ int main(int argc, char **argv)
         case 'K': opt_key = optarg; break;
         case 'A': opt_ca = optarg; break;
         case 'N': opt_name = optarg; break;
+        case 'x':
+            if ((optarg[0] != 's' && optarg[0] != 'h') || optarg[1] != ':') { usage(); return 2; }
+            proxy_kind = optarg[0];
+            proxy_dport = atoi(optarg + 2);
+            break;
         default: usage(); return 2;
         }
     }

@@ -15,7 +15,10 @@
 #                        tproxy-pcap,tproxy-before,socat,haproxy,haproxy-splice,sslsplit,
 #                        and the connrate-only pairs tproxy-pair,tproxy-pair-pp,
 #                        haproxy-pair,haproxy-pair-pp (two instances in a row; -pp: a
-#                        PROXY v2 header between them)
+#                        PROXY v2 header between them), and the bulk and connrate rows
+#                        of the explicit proxies tproxy-socks5 (socks5-listen orig),
+#                        tproxy-http (http-listen orig, CONNECT) and microsocks, whose
+#                        clients do the proxy's handshake on every connect (load -x)
 #                        (default: all but tproxy-before, which TPROXY_BEFORE adds; the
 #                        default measures tproxy-delay0,tproxy-throttle,tproxy-pcap in bulk,
 #                        rr and connrate only, a PROXIES that names them in conc too)
@@ -43,7 +46,7 @@ TPROXY_BEFORE=${TPROXY_BEFORE:-}
 THROTTLE=${THROTTLE:-100000m}
 REPS=${REPS:-3}
 PROXIES_GIVEN=${PROXIES:+1}
-PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,tproxy-pcap,socat,haproxy,haproxy-splice,sslsplit,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp}
+PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,tproxy-pcap,socat,haproxy,haproxy-splice,sslsplit,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp,tproxy-socks5,tproxy-http,microsocks}
 # TPROXY_BEFORE selects tproxy-before (rows follow the order of the lists below)
 if [ -n "$TPROXY_BEFORE" ]; then
     case ",$PROXIES," in *,tproxy-before,*) ;; *) PROXIES=$PROXIES,tproxy-before ;; esac
@@ -78,6 +81,8 @@ UDP_PROXIES="direct tproxy tproxy-before socat"
 # two instances in a row, without and with a PROXY v2 header between them
 PAIR_PROXIES="tproxy-pair tproxy-pair-pp haproxy-pair haproxy-pair-pp"
 TLS_PROXIES="direct tproxy tproxy-before sslsplit"
+# explicit proxies (bulk and connrate): the client names the sink to them
+XP_PROXIES="tproxy-socks5 tproxy-http microsocks"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
@@ -185,7 +190,7 @@ case $TPROXY_BEFORE in '' | /*) ;; *) TPROXY_BEFORE=$top/${TPROXY_BEFORE#./} ;; 
 declare -A why_not      # proxy -> reason it is not measured
 selected() { case ",$PROXIES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for p in ${PROXIES//,/ }; do
-    case " $TCP_PROXIES $PAIR_PROXIES sslsplit " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES sslsplit)" ;; esac
+    case " $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit)" ;; esac
 done
 # the filter each tproxy-FILTER row appends to the route
 if selected tproxy-pcap; then
@@ -193,8 +198,13 @@ if selected tproxy-pcap; then
 fi
 declare -A FILTER=([tproxy-delay0]=delay:0 [tproxy-throttle]=throttle:$THROTTLE)
 FILTER[tproxy-pcap]="pcap:${pcap_tmp:-$PCAP_DIR}/x.pcap,overwrite=1"
-for p in $TCP_PROXIES $PAIR_PROXIES; do
+for p in $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES; do
     case $p in
+    tproxy-socks5 | tproxy-http)
+        if [ ! -x "$TPROXY" ]; then why_not[$p]="not built ($TPROXY missing)"
+        elif ! "$TPROXY" --help 2>&1 | grep -q -- "${p#tproxy-}-listen"; then
+            why_not[$p]="no ${p#tproxy-}-listen in this build"; fi ;;
+    microsocks) command -v microsocks >/dev/null || why_not[$p]="not installed" ;;
     tproxy | tproxy-delay0 | tproxy-throttle | tproxy-pcap) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
     tproxy-pair*) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
     haproxy-pair*) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
@@ -329,6 +339,9 @@ start_proxy() {
             haproxy_cfg "$cfg" "$lport" "$PORT" default '' send-proxy-v2
             cmd=(haproxy -db -f "$cfg") ;;
         esac ;;
+    tproxy-socks5) cmd=("$TPROXY" -q "socks5-listen:127.0.0.1:$lport" orig) ;;
+    tproxy-http) cmd=("$TPROXY" -q "http-listen:127.0.0.1:$lport" orig) ;;
+    microsocks) cmd=(microsocks -i 127.0.0.1 -p "$lport") ;;
     tproxy | tproxy-*)
         [ "$name" != tproxy-before ] || bin=$TPROXY_BEFORE
         [ -z "${FILTER[$name]:-}" ] || filt=("${FILTER[$name]}")
@@ -587,22 +600,51 @@ client_failed() { # client_failed SC PROXY LINE: note a client line without a re
     return 1
 }
 
+# the client's -x for an explicit proxy row (the sink at SPORT as destination)
+xopt() { # xopt PROXY -> XOPT
+    XOPT=()
+    case $1 in
+    tproxy-socks5 | microsocks) XOPT=(-x "s:$SPORT") ;;
+    tproxy-http) XOPT=(-x "h:$SPORT") ;;
+    esac
+}
+
+# the explicit proxies against their targets: connrate against microsocks,
+# bulk against the plain tproxy route
+xp_ratios() { # xp_ratios SC
+    local a b v
+    if [ "$1" = connrate ]; then
+        b=$(med "connrate|microsocks|cps")
+        for a in tproxy-socks5 tproxy-http; do
+            v=$(med "connrate|$a|cps")
+            [ "$b" = - ] || [ "$v" = - ] || printf '\n%s / microsocks: %s\n' "$a" "$(ratio "$v" "$b")"
+        done
+    else
+        b=$(med "bulk|tproxy|s1")
+        for a in tproxy-socks5 tproxy-http microsocks; do
+            v=$(med "bulk|$a|s1")
+            [ "$b" = - ] || [ "$v" = - ] || printf '\n%s / tproxy, 1 stream: %s\n' "$a" "$(ratio "$v" "$b")"
+        done
+    fi
+}
+
 # ------------------------------------------------------------ scenarios
 sc_bulk() {
     local rep p streams
-    active "$TCP_PROXIES"
+    active "$TCP_PROXIES $XP_PROXIES"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
         quiet_check bulk "$rep"
         for p in $ORDER; do
             log "bulk: rep $((rep + 1))/$REPS $p"
             start_for bulk "$p" tcp "$SPORT" || continue
+            xopt "$p"
             for streams in 1 4; do
-                run_client "$tmp/bulk.out" $((30 + BULK_SECS)) "$LOAD" bulk -p "$PROXY_PORT" -n "$streams" \
+                run_client "$tmp/bulk.out" $((30 + BULK_SECS)) "$LOAD" bulk -p "$PROXY_PORT" "${XOPT[@]}" -n "$streams" \
                     -d "$BULK_SECS" -W "$BULK_WARM" -L $((20 + BULK_SECS))
                 client_failed bulk "$p" "$LINE" || add "bulk|$p|s$streams" "$(kv gbps "$LINE")"
             done
-            run_client "$tmp/bulk.out" $((30 + BULK_SECS)) "$LOAD" bulk-duplex -p "$PROXY_PORT" -n 1 \
+            run_client "$tmp/bulk.out" $((30 + BULK_SECS)) "$LOAD" bulk-duplex -p "$PROXY_PORT" "${XOPT[@]}" -n 1 \
                 -d "$BULK_SECS" -W "$BULK_WARM" -L $((20 + BULK_SECS))
             if ! client_failed bulk "$p" "$LINE"; then
                 add "bulk|$p|dup" "$(kv gbps "$LINE")"
@@ -612,7 +654,7 @@ sc_bulk() {
             stop_proxy
         done
     done
-    active "$TCP_PROXIES"   # again: without rows whose filter was rejected (unavailable_rows)
+    active "$TCP_PROXIES $XP_PROXIES"   # again: without rows whose filter was rejected (unavailable_rows)
     local d1 d4 dd
     d1=$(med "bulk|direct|s1") d4=$(med "bulk|direct|s4") dd=$(med "bulk|direct|dup")
     printf '\n## bulk: TCP throughput, Gbit/s (%s s after %s s warm-up; median of %s)\n\n' "$BULK_SECS" "$BULK_WARM" "$REPS"
@@ -626,7 +668,8 @@ sc_bulk() {
             "$(fmt %.2f "$vd")" "$(fmt %.2f "$(med "bulk|$p|dupc2s")")" "$(fmt %.2f "$(med "bulk|$p|dups2c")")" \
             "$(ratio "$vd" "$dd")" "$(runs "bulk|$p|s1")"
     done
-    unavailable_rows "$TCP_PROXIES" 8
+    unavailable_rows "$TCP_PROXIES $XP_PROXIES" 8
+    xp_ratios bulk
     print_notes bulk
 }
 
@@ -674,7 +717,7 @@ sc_rr() {
 
 sc_connrate() {
     local rep p
-    active "$TCP_PROXIES $PAIR_PROXIES"
+    active "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
         quiet_check connrate "$rep"
@@ -682,7 +725,8 @@ sc_connrate() {
             log "connrate: rep $((rep + 1))/$REPS $p"
             # the sink server in role 'c' closes first (see load.c: no TIME_WAIT on the connect side)
             start_for connrate "$p" tcp "$SPORT" || continue
-            run_client "$tmp/cr.out" $((30 + CONNRATE_SECS)) "$LOAD" connrate -p "$PROXY_PORT" \
+            xopt "$p"
+            run_client "$tmp/cr.out" $((30 + CONNRATE_SECS)) "$LOAD" connrate -p "$PROXY_PORT" "${XOPT[@]}" \
                 -w "$CONNRATE_THREADS" -d "$CONNRATE_SECS" -s 64 -L $((20 + CONNRATE_SECS))
             if ! client_failed connrate "$p" "$LINE"; then
                 add "connrate|$p|cps" "$(kv conn_per_s "$LINE")"
@@ -695,7 +739,7 @@ sc_connrate() {
             stop_proxy
         done
     done
-    active "$TCP_PROXIES $PAIR_PROXIES"
+    active "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES"
     local d
     d=$(med "connrate|direct|cps")
     printf '\n## connrate: new TCP connections/s (%s threads, each: connect, 64 B echo, server closes, close; %s s; median of %s)\n\n' \
@@ -709,7 +753,8 @@ sc_connrate() {
         printf '| %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.0f "$v")" "$(ratio "$v" "$d")" "$fsum" \
             "$(fmt %.0f "$(med "connrate|$p|p50")")" "$(runs "connrate|$p|cps")"
     done
-    unavailable_rows "$TCP_PROXIES $PAIR_PROXIES" 6
+    unavailable_rows "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES" 6
+    xp_ratios connrate
     # what the PROXY header costs a pair of instances
     local a b
     for a in tproxy haproxy; do
