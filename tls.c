@@ -44,6 +44,9 @@ msg_cb(int write_p, int version, int content_type, const void *buf,
 
 	(void)version;
 	(void)ssl;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	    s != NULL && p[0] == SSL3_MT_CERTIFICATE_REQUEST)
+		s->certreq = 1;
 	if (write_p || content_type != SSL3_RT_ALERT || len != 2 || s == NULL)
 		return;
 	if (p[1] == SSL_AD_CLOSE_NOTIFY)
@@ -97,6 +100,30 @@ ctx_keylog(SSL_CTX *ctx, FILE *keylog)
 }
 
 /*
+ * The client certificate (target cert=, key=; the key defaults to the
+ * certificate's file) that the upstream gets when it asks for one.
+ * Returns 0, or -1 with a message.
+ */
+static int
+ctx_client_cert(struct route *r, char *err, size_t errlen)
+{
+	const char *key = r->target.key[0] ? r->target.key : r->target.cert;
+
+	if (SSL_CTX_use_certificate_chain_file(r->cctx, r->target.cert) != 1) {
+		snprintf(err, errlen, "cert=%s: cannot load the client "
+		    "certificate: %s", r->target.cert, ssl_error());
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(r->cctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(r->cctx) != 1) {
+		snprintf(err, errlen, "key=%s: cannot load the client "
+		    "certificate's key: %s", key, ssl_error());
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Sets up the TLS parts of a route: its contexts, its key log, and the CA
  * and leaf key when it forges.  Returns 0, or -1 with a message.
  */
@@ -105,7 +132,10 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 {
 	FILE *keylog = NULL;
 
-	if (!r->listen.tls && !r->target.tls)
+	int lis = r->listen.tls || r->listen.tls_detect;
+	int tgt = r->target.tls || r->listen.tls_detect;
+
+	if (!lis && !tgt)
 		return 0;
 	if (r->listen.keylog[0] != '\0') {
 		/*
@@ -136,7 +166,7 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		}
 	}
 	r->keylog = keylog;
-	if (r->listen.tls) {
+	if (lis) {
 		r->sctx = SSL_CTX_new(TLS_server_method());
 		if (r->sctx == NULL)
 			goto ssl_fail;
@@ -164,12 +194,12 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		}
 	}
 	/* a CA to forge with, and to trust; made only when forging */
-	if ((r->listen.tls && r->listen.cert[0] == '\0') ||
-	    (r->target.tls && opt.ca_cert != NULL)) {
+	if ((lis && r->listen.cert[0] == '\0') ||
+	    (tgt && opt.ca_cert != NULL)) {
 		if (ca_init(err, errlen) == -1)
 			return -1;
 	}
-	if (r->target.tls) {
+	if (tgt) {
 		r->cctx = SSL_CTX_new(TLS_client_method());
 		if (r->cctx == NULL)
 			goto ssl_fail;
@@ -186,6 +216,9 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 				    r->cctx), ca_cert_get());
 			SSL_CTX_set_verify(r->cctx, SSL_VERIFY_PEER, NULL);
 		}
+		if (r->target.cert[0] != '\0' && ctx_client_cert(r, err,
+		    errlen) == -1)
+			return -1;
 	}
 	return 0;
 ssl_fail:
@@ -332,6 +365,13 @@ tls_reason(const struct tls *s, int e, int err_no, char *err, size_t errlen)
 		snprintf(err, errlen, "TLS failed (SSL_get_error %d, no "
 		    "detail from OpenSSL)", e);
 	ERR_clear_error();
+	if (s->upstream && s->certreq && SSL_get_certificate(s->ssl) == NULL) {
+		size_t k = strlen(err);
+
+		snprintf(err + k, errlen - k, " (the upstream asked for a "
+		    "client certificate and got none: give one with cert= and "
+		    "key= on the target)");
+	}
 }
 
 /*
