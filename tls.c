@@ -349,7 +349,8 @@ tls_reason(const struct tls *s, int e, int err_no, char *err, size_t errlen)
 
 	if (s->alerted)
 		snprintf(err, errlen, "TLS alert from the %s: %s", who,
-		    SSL_alert_desc_string_long(s->alert));
+		    s->alert == TLS13_AD_CERTIFICATE_REQUIRED ? "certificate "
+		    "required" : SSL_alert_desc_string_long(s->alert));
 	else if (q != 0 && ERR_GET_LIB(q) == ERR_LIB_SYS)
 		snprintf(err, errlen, "%s", strerror(ERR_GET_REASON(q)));
 	else if (err_no != 0 && (q == 0 || e == SSL_ERROR_SYSCALL))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """starttls_server.py - a small STARTTLS server for tests/autotls.bats.
 
-usage: starttls_server.py --proto smtp|pop3|imap --cert F --key F
+usage: starttls_server.py --proto smtp|pop3|imap|echo --cert F --key F
                           [--log FILE] PORTFILE
 
 Listens on 127.0.0.1 (a port of its choosing, written to PORTFILE), greets
@@ -11,9 +11,14 @@ switches to TLS on the same connection.  Every command is logged to FILE
 as "plain LINE" or "tls LINE"; a finished handshake as "handshake
 version=V".  QUIT (LOGOUT in IMAP) is answered and ends the connection.
 
+--proto echo greets nobody: a client whose first byte begins a TLS record
+is served TLS, any other plain text; either way every byte is sent back
+until the client's EOF ("echo tls N" or "echo plain N" logged).
+
 Runs until killed.
 """
 import argparse
+import os
 import socket
 import ssl
 import threading
@@ -69,6 +74,32 @@ def answer(proto, line, tls):
     return t + b' OK ' + line.encode() + b'\r\n', None
 
 
+def echo(args, ctx, conn):
+    """Sends back every byte, over TLS if the client starts TLS."""
+    sock = conn
+    kind = 'plain'
+    total = 0
+    try:
+        first = conn.recv(1, socket.MSG_PEEK)
+        if first == b'\x16':
+            sock = ctx.wrap_socket(conn, server_side=True)
+            kind = 'tls'
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            sock.sendall(data)
+            total += len(data)
+        if kind == 'tls':
+            sock = sock.unwrap()
+        sock.shutdown(socket.SHUT_WR)
+        log(args, 'echo %s %d' % (kind, total))
+    except (OSError, ssl.SSLError) as e:
+        log(args, 'error ' + str(e))
+    finally:
+        sock.close()
+
+
 def serve(args, ctx, conn):
     sock = conn
     tls = False
@@ -109,7 +140,8 @@ def serve(args, ctx, conn):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('portfile')
-    ap.add_argument('--proto', choices=sorted(GREET), default='smtp')
+    ap.add_argument('--proto', choices=sorted(GREET) + ['echo'],
+                    default='smtp')
     ap.add_argument('--cert', required=True)
     ap.add_argument('--key', required=True)
     ap.add_argument('--log')
@@ -122,11 +154,11 @@ def main():
     ls.listen(64)
     with open(args.portfile + '.tmp', 'w') as f:
         f.write('%d\n' % ls.getsockname()[1])
-    import os
     os.rename(args.portfile + '.tmp', args.portfile)
     while True:
         conn, _ = ls.accept()
-        threading.Thread(target=serve, args=(args, ctx, conn),
+        threading.Thread(target=echo if args.proto == 'echo' else serve,
+                         args=(args, ctx, conn),
                          daemon=True).start()
 
 
