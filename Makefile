@@ -98,6 +98,7 @@ check: deps tproxy tproxy-asan tproxy-poll
 
 # libFuzzer harnesses for the parsers of untrusted input
 FUZZERS = build/fuzz/fuzz_addr build/fuzz/fuzz_sed build/fuzz/fuzz_hello \
+	build/fuzz/fuzz_tlsdetect \
 	build/fuzz/fuzz_proxy
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS)
