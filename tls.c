@@ -25,6 +25,7 @@
 #include "parse.h"
 #include "sslerr.h"
 #include "tls.h"
+#include "upsess.h"
 
 static BIO_METHOD	*prefix_method;	/* the ClientHello read before TLS */
 
@@ -173,6 +174,8 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		SSL_CTX_set_min_proto_version(r->sctx, TLS1_2_VERSION);
 		/* a peer that closes without close_notify just ends its stream */
 		SSL_CTX_set_options(r->sctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+		/* one TLS 1.3 ticket: a client resumes one connection with it */
+		SSL_CTX_set_num_tickets(r->sctx, 1);
 		SSL_CTX_set_mode(r->sctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		SSL_CTX_set_alpn_select_cb(r->sctx, alpn_cb, NULL);
@@ -208,6 +211,8 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		SSL_CTX_set_mode(r->cctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		ctx_keylog(r->cctx, keylog);
+		if (upsess_init(r->cctx) == -1)
+			goto ssl_fail;
 		if (r->target.verify) {
 			/* the system store, and our own CA */
 			SSL_CTX_set_default_verify_paths(r->cctx);
@@ -241,6 +246,7 @@ void
 tls_cleanup(void)
 {
 	ca_cleanup();
+	upsess_cleanup();
 	BIO_meth_free(prefix_method);
 	prefix_method = NULL;
 }
@@ -283,6 +289,7 @@ tls_upstream_start(struct tls *s, const struct route *r, int fd,
 		    name) != 1)
 			goto fail;
 	}
+	upsess_attach(ssl, r->id, name, peer);
 	s->ssl = ssl;
 	s->hs = 1;
 	s->upstream = 1;

@@ -460,3 +460,40 @@ sys.stdout.write(repr(d))' "$PORT"
 		+ tcp-listen:0,starttls tcp:127.0.0.1:9,cert="$F/client.pem",key="$F/client.key"
 	kill -0 "$TP_PID"
 }
+
+# --- resuming upstream sessions -----------------------------------------------------------
+
+@test "the next connection to the same upstream resumes its TLS session, and the client still gets the forged certificate" {
+	# shellcheck disable=SC2217 # s_server is to read nothing from the test's stdin
+	bg openssl s_server -accept 127.0.0.1:0 -cert "$F/up.pem" -key "$F/up.key" -www \
+		>"$T/ss.out" 2>"$T/ss.err" </dev/null
+	wait_for "$T/ss.out" '^ACCEPT ' 10
+	local sp i
+	sp=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$T/ss.out")
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$sp",tls \
+		+ tcp-listen:0,tls=auto tcp:127.0.0.1:"$sp" + tcp-listen:0,tls tcp:127.0.0.1:"$sp",tls,verify=0
+	for i in 1 2; do
+		route $i
+		run curl -sS --max-time 20 --cacert "$F/ica.pem" --resolve "upstream.test:$PORT:127.0.0.1" "https://upstream.test:$PORT/"
+		ok
+		contains 'New, TLSv1.3' "$output"
+		# s_server's page says whether the session was resumed
+		run curl -sS --max-time 20 --cacert "$F/ica.pem" --resolve "upstream.test:$PORT:127.0.0.1" "https://upstream.test:$PORT/"
+		ok
+		contains 'Reused, TLSv1.3' "$output"
+		timeout 20 openssl s_client -connect 127.0.0.1:"$PORT" -servername upstream.test \
+			-CAfile "$F/ica.pem" -verify_return_error </dev/null >"$T/s.txt" 2>&1 || true
+		grep -q 'Verify return code: 0 (ok)' "$T/s.txt"
+		first_cert "$T/s.txt" >"$T/forged.pem"
+		[ "$(issuer_of "$T/forged.pem")" = "$(subject_of "$F/ica.pem")" ]
+		[ "$(subject_of "$T/forged.pem")" = "CN=upstream.test" ]
+	done
+	# a session is kept per route and name: another makes a full handshake
+	route 3
+	run curl -sS --max-time 20 -k --resolve "upstream.test:$PORT:127.0.0.1" "https://upstream.test:$PORT/"
+	ok
+	contains 'New, TLSv1.3' "$output"
+	run curl -sS --max-time 20 -k --resolve "other.test:$PORT:127.0.0.1" "https://other.test:$PORT/"
+	ok
+	contains 'New, TLSv1.3' "$output"
+}
