@@ -63,6 +63,7 @@ struct stream {
 	unsigned	 detect:1;	/* tls=auto: waiting for first bytes */
 	unsigned	 starttls:1;	/* starttls: a ClientHello may come */
 	unsigned	 upgrade:1;	/* starttls: both sides switching */
+	unsigned	 await_reply:1;	/* ...once the upstream answered */
 	uint64_t	 deadline;	/* ...and by when the bytes drain */
 };
 
@@ -127,7 +128,7 @@ side_can_read(struct stream *st, struct side *s)
 		return !s->is_server;
 	if (st->hello || st->detect)
 		return !s->is_server;
-	if (st->upgrade)
+	if (st->upgrade && !(s->is_server && st->await_reply))
 		return 0;	/* the bytes that follow are TLS */
 	if (s->is_server && !conn_open(c))
 		return 0;
@@ -323,6 +324,7 @@ splice_read(struct stream *st, struct side *s, struct side *dst)
 }
 
 static void hello_read(struct stream *st);
+static void upgrade_heard(struct stream *st);
 static void detect_read(struct stream *st);
 static int starttls_peek(struct stream *st);
 
@@ -366,6 +368,8 @@ side_read_chunk(struct stream *st, struct side *s)
 	}
 	if (n >= SPLICE_MIN && can_splice(st, s))
 		s->splice = 1;
+	if (st->upgrade && s->is_server)
+		upgrade_heard(st);
 	conn_input(st->c, d, scratch, (size_t)n);
 }
 
@@ -844,12 +848,34 @@ hello_bad(struct stream *st, const char *why, int eof)
 		side_eof(st, CLIENT(st));
 }
 
-/* Returns 1 once nothing plain waits or is held, in either direction. */
+/* Returns 1 once the client's plain bytes are all with the upstream. */
+static int
+sent_up(struct stream *st)
+{
+	return conn_held(st->c, C2S) == 0 && side_pending(SERVER(st)) == 0;
+}
+
+/*
+ * Returns 1 once nothing plain waits or is held, in either direction, and
+ * the upstream's answer to what was held (its reply to STARTTLS) came.
+ */
 static int
 drained(struct stream *st)
 {
-	return conn_held(st->c, C2S) == 0 && conn_held(st->c, S2C) == 0 &&
-	    side_pending(CLIENT(st)) == 0 && side_pending(SERVER(st)) == 0;
+	return sent_up(st) && !st->await_reply && conn_held(st->c, S2C) == 0 &&
+	    side_pending(CLIENT(st)) == 0;
+}
+
+/*
+ * A plain read from the upstream while switching: once what the client
+ * sent before its ClientHello is with the upstream, this is the answer to
+ * it (the "220 Ready" of an eager client's STARTTLS), passed on as plain.
+ */
+static void
+upgrade_heard(struct stream *st)
+{
+	if (sent_up(st))
+		st->await_reply = 0;
 }
 
 /*
@@ -869,6 +895,10 @@ upgrade_step(struct stream *st)
 	int rc;
 
 	if (sv->tls.ssl == NULL) {
+		if (sv->rd_eof) {
+			conn_fail(c, "upstream closed before the switch to TLS");
+			return;
+		}
 		if (!drained(st))
 			return;
 		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
@@ -912,6 +942,12 @@ starttls_hello(struct stream *st)
 	st->hello = 0;
 	st->upgrade = 1;
 	st->up_tls = 1;
+	/*
+	 * Bytes still on their way to the upstream (an eager client, or a
+	 * filter holding its STARTTLS) will be answered in plain text: the
+	 * switch waits for that answer, and relays it.
+	 */
+	st->await_reply = !sent_up(st);
 	st->deadline = now_ms() + HANDSHAKE_TIMEOUT_MS;
 	timer_arm(&st->timer, DRAIN_TICK_MS);
 	conn_kick(c);
@@ -919,20 +955,27 @@ starttls_hello(struct stream *st)
 		upgrade_step(st);
 }
 
-/* While switching: write what waits, let held bytes go, go on. */
+/*
+ * While switching: write what waits, read the upstream's plain answer when
+ * one is awaited, let held bytes go, go on.
+ */
 static void
 upgrade_io(struct stream *st, struct side *s, int revents)
 {
 	struct conn *c = st->c;
 
-	if (s->tls.ssl == NULL && (revents & (POLLHUP | POLLERR))) {
+	if (s->tls.ssl == NULL && (revents & POLLOUT) &&
+	    side_write(st, s) == -1)
+		return;
+	if ((revents & (POLLIN | POLLHUP | POLLERR)) && side_can_read(st, s)) {
+		side_read_chunk(st, s);
+		if (conn_closed(c))
+			return;
+	} else if (s->tls.ssl == NULL && (revents & (POLLHUP | POLLERR))) {
 		conn_fail(c, s->is_server ? "upstream closed during the "
 		    "switch to TLS" : "client closed during the switch to TLS");
 		return;
 	}
-	if (s->tls.ssl == NULL && (revents & POLLOUT) &&
-	    side_write(st, s) == -1)
-		return;
 	conn_kick(c);
 	if (!conn_closed(c))
 		upgrade_step(st);

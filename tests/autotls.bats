@@ -497,3 +497,18 @@ sys.stdout.write(repr(d))' "$PORT"
 	ok
 	contains 'New, TLSv1.3' "$output"
 }
+
+@test "starttls: a ClientHello sent before the STARTTLS reply waits until the bytes a filter holds went on" {
+	starttls_server smtp smtp
+	# the c2s delay still holds STARTTLS when the ClientHello comes
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,starttls tcp:127.0.0.1:"$SPORT" \
+		'delay:300,dir=c2s' log
+	run timeout 30 python3 "$TOOLS/starttls_client.py" "$PORT" "$F/ica.pem" upstream.test
+	ok
+	[ "${lines[0]}" = 'plain reply: 220 Ready to start TLS' ]
+	[ "${lines[1]}" = 'handshake TLSv1.3' ]
+	contains 'tls reply: 250 ok NOOP eager' "$output"
+	contains 'tls reply: 221 bye' "$output"
+	grep -qx 'plain STARTTLS' "$T/smtp.log"
+	grep -qx 'tls NOOP eager' "$T/smtp.log"
+}
