@@ -130,6 +130,8 @@ side_can_read(struct stream *st, struct side *s)
 		return !s->is_server;
 	if (st->upgrade && !(s->is_server && st->await_reply))
 		return 0;	/* the bytes that follow are TLS */
+	if (st->starttls && !s->is_server && conn_connecting(c))
+		return 0;	/* a ClientHello now finds the upstream open */
 	if (s->is_server && !conn_open(c))
 		return 0;
 	if (client_tls_pending(st, s))

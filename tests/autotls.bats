@@ -407,9 +407,9 @@ sys.stdout.write(repr(d))' "$PORT"
 	local sp
 	sp=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$T/ss.out")
 	SSL_CERT_FILE=$F/uca.pem start_tproxy --json "${ICA[@]}" \
-		tcp-listen:0,tls tcp:127.0.0.1:"$sp",tls,cert="$F/client.pem",key="$F/client.key" \
+		tcp-listen:0,tls "tcp:127.0.0.1:$sp,tls,cert=$F/client.pem,key=$F/client.key" \
 		+ tcp-listen:0,tls tcp:127.0.0.1:"$sp",tls \
-		+ tcp-listen:0,starttls tcp:127.0.0.1:"$sp",cert="$F/client.pem",key="$F/client.key"
+		+ tcp-listen:0,starttls "tcp:127.0.0.1:$sp,cert=$F/client.pem,key=$F/client.key"
 	route 1
 	run curl -sS --max-time 20 --cacert "$F/ica.pem" --resolve "upstream.test:$PORT:127.0.0.1" "https://upstream.test:$PORT/"
 	ok
@@ -419,14 +419,20 @@ sys.stdout.write(repr(d))' "$PORT"
 	run ! curl -sS --max-time 20 --cacert "$F/ica.pem" --resolve "upstream.test:$PORT:127.0.0.1" "https://upstream.test:$PORT/"
 	err_logged '#2 .*client certificate'
 	grep -q '"event":"close".*"conn":2\|"conn":2.*"event":"close"' "$T/tproxy.out"
+	# a starttls listener whose client starts TLS at once: the upstream's
+	# TLS follows, with the target's certificate
+	route 3
+	run curl -sS --max-time 20 --cacert "$F/ica.pem" --resolve "upstream.test:$PORT:127.0.0.1" "https://upstream.test:$PORT/"
+	ok
+	contains 'CN=tproxy.client' "$output"
 	kill -0 "$TP_PID"
 }
 
 @test "a cert= on the target that cannot be loaded is a runtime failure naming it" {
-	run -1 --separate-stderr timeout 10 "$TPROXY" tcp-listen:0 tcp:127.0.0.1:443,tls,cert="$T/missing.pem"
+	run -1 --separate-stderr timeout 10 "$TPROXY" tcp-listen:0 "tcp:127.0.0.1:443,tls,cert=$T/missing.pem"
 	contains "$T/missing.pem" "$stderr"
 	lacks 'listening on' "$stderr"
-	run -1 --separate-stderr timeout 10 "$TPROXY" tcp-listen:0 tcp:127.0.0.1:443,tls,cert="$F/client.pem",key="$F/up.key"
+	run -1 --separate-stderr timeout 10 "$TPROXY" tcp-listen:0 "tcp:127.0.0.1:443,tls,cert=$F/client.pem,key=$F/up.key"
 	contains "$F/up.key" "$stderr"
 	lacks 'listening on' "$stderr"
 }
@@ -434,7 +440,6 @@ sys.stdout.write(repr(d))' "$PORT"
 # --- the command line ------------------------------------------------------------------
 
 @test "tls=auto, starttls, detect= and a target's cert= in the wrong place are usage errors" {
-	local args
 	while IFS='|' read -r l t want; do
 		run -2 --separate-stderr timeout 10 "$TPROXY" "$l" "$t"
 		contains "$want" "$stderr"
@@ -457,7 +462,7 @@ sys.stdout.write(repr(d))' "$PORT"
 
 @test "verify=0 and cert= on a plain target are accepted behind tls=auto and starttls" {
 	start_tproxy "${ICA[@]}" tcp-listen:0,tls=auto tcp:127.0.0.1:9,verify=0 \
-		+ tcp-listen:0,starttls tcp:127.0.0.1:9,cert="$F/client.pem",key="$F/client.key"
+		+ tcp-listen:0,starttls "tcp:127.0.0.1:9,cert=$F/client.pem,key=$F/client.key"
 	kill -0 "$TP_PID"
 }
 
