@@ -121,7 +121,7 @@ check-asan: tproxy-asan
 # libFuzzer harnesses for the parsers of untrusted input
 FUZZERS = build/fuzz/fuzz_addr build/fuzz/fuzz_sed build/fuzz/fuzz_hello \
 	build/fuzz/fuzz_proxy build/fuzz/fuzz_control build/fuzz/fuzz_socks \
-	build/fuzz/fuzz_http
+	build/fuzz/fuzz_http build/fuzz/fuzz_tlsdetect
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS)
 FUZZ_OFLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -D_GNU_SOURCE $(PKG_CFLAGS)

@@ -14,7 +14,7 @@
  *            allow-loopback[=0|1] | proxy-protocol (listen) |
  *            proxy-from=CIDR[;CIDR]... | proxy-protocol=v1|v2 (target) |
  *            auth=USER:PASS (socks5-listen) |
- *            tls and its options
+ *            tls[=auto] | starttls | detect=MS and the TLS options
  * This is untrusted input (it may come from scripts); every field is bounded
  * before it is copied, and tests/fuzz/fuzz_addr.c runs it under libFuzzer.
  */
@@ -239,31 +239,35 @@ opts_help(enum addr_type t)
 	case A_TCP_TPROXY:
 		return "reuseaddr, reuseport, backlog=N, ipv6only=0|1, "
 		    "bind=HOST[:PORT], "
-		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE, "
+		    "tls, tls=auto, starttls, detect=MS, cert=FILE, key=FILE, "
+		    "passthrough=REGEX, keylog=FILE, "
 		    "proxy-protocol, proxy-from=CIDR[;CIDR]";
 	case A_SOCKS5_LISTEN:
 		return "reuseaddr, reuseport, backlog=N, ipv6only=0|1, "
 		    "bind=HOST[:PORT], auth=USER:PASS, "
-		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE";
+		    "tls, tls=auto, starttls, detect=MS, cert=FILE, key=FILE, "
+		    "passthrough=REGEX, keylog=FILE";
 	case A_HTTP_LISTEN:
 		return "reuseaddr, reuseport, backlog=N, ipv6only=0|1, "
 		    "bind=HOST[:PORT], "
-		    "tls, cert=FILE, key=FILE, passthrough=REGEX, keylog=FILE";
+		    "tls, tls=auto, starttls, detect=MS, cert=FILE, key=FILE, "
+		    "passthrough=REGEX, keylog=FILE";
 	case A_UDP_LISTEN:
 	case A_UDP_TPROXY:
 		return "reuseaddr, reuseport, ipv6only=0|1, bind=HOST[:PORT]";
 	case A_UNIX_LISTEN:
 		return "backlog=N, proxy-protocol";
 	case A_TCP:
-		return "bind=HOST[:PORT], spoof, tls, verify=0|1, "
-		    "proxy-protocol=v1|v2";
+		return "bind=HOST[:PORT], spoof, tls, verify=0|1, cert=FILE, "
+		    "key=FILE, proxy-protocol=v1|v2";
 	case A_UNIX:
 		return "proxy-protocol=v1|v2";
 	case A_UDP:
 		return "bind=HOST[:PORT], spoof";
 	case A_ORIG:
 		return "spoof, port-map=FROM:TO[;FROM:TO], allow-loopback, "
-		    "bind=HOST[:PORT], tls, verify=0|1, proxy-protocol=v1|v2";
+		    "bind=HOST[:PORT], tls, verify=0|1, cert=FILE, key=FILE, "
+		    "proxy-protocol=v1|v2";
 	default:
 		return "no options";
 	}
@@ -404,13 +408,52 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 			    "at most %d pairs)", MAX_PORTMAP);
 			return -1;
 		}
+	} else if (strcasecmp(opt, "tls") == 0 && listen_side && val != NULL &&
+	    strcasecmp(val, "auto") == 0 && (a->type == A_TCP_LISTEN ||
+	    a->type == A_TCP_TPROXY || addr_is_explicit(a->type))) {
+		if (a->tls_detect == TLS_STARTTLS)
+			goto detect_both;
+		a->tls_detect = TLS_AUTO;
+	} else if (strcasecmp(opt, "starttls") == 0 && (a->type ==
+	    A_TCP_LISTEN || a->type == A_TCP_TPROXY ||
+	    addr_is_explicit(a->type))) {
+		int on = 1;
+
+		if (val != NULL && bool_parse(val, &on) == -1)
+			goto badval;
+		if (on && a->tls_detect == TLS_AUTO)
+			goto detect_both;
+		a->tls_detect = on ? TLS_STARTTLS : 0;
+	} else if (strcasecmp(opt, "detect") == 0 && (a->type ==
+	    A_TCP_LISTEN || a->type == A_TCP_TPROXY ||
+	    addr_is_explicit(a->type))) {
+		if (val == NULL || num_parse(val, 1, 60000, &v) == -1) {
+			snprintf(err, errlen, "bad value for option 'detect' "
+			    "(expected milliseconds, 1..60000)");
+			return -1;
+		}
+		a->detect_ms = (int)v;
 	} else if (strcasecmp(opt, "tls") == 0 && (a->type == A_TCP_LISTEN ||
 	    a->type == A_TCP_TPROXY || a->type == A_TCP || a->type == A_ORIG ||
 	    addr_is_explicit(a->type))) {
-		if (val != NULL && bool_parse(val, &a->tls) == -1)
-			goto badval;
+		if (val != NULL && bool_parse(val, &a->tls) == -1) {
+			snprintf(err, errlen, "bad value for option 'tls' "
+			    "(expected 0, 1%s)", listen_side ? " or auto" : "");
+			return -1;
+		}
 		if (val == NULL)
 			a->tls = 1;
+	} else if ((strcasecmp(opt, "cert") == 0 || strcasecmp(opt, "key") == 0) &&
+	    (a->type == A_TCP || a->type == A_ORIG)) {
+		/* target: a client certificate for mutual TLS */
+		char *dst = strcasecmp(opt, "cert") == 0 ? a->cert : a->key;
+
+		if (val == NULL || *val == '\0' || strlen(val) >= 256) {
+			snprintf(err, errlen, "option '%s' needs a file name",
+			    opt);
+			return -1;
+		}
+		strcpy(dst, val);
 	} else if ((strcasecmp(opt, "cert") == 0 || strcasecmp(opt, "key") == 0 ||
 	    strcasecmp(opt, "keylog") == 0) && listen_side &&
 	    !addr_is_udp(a->type) && a->type != A_UNIX_LISTEN) {
@@ -490,6 +533,9 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 		return -1;
 	}
 	return 0;
+detect_both:
+	snprintf(err, errlen, "tls=auto and starttls: choose one");
+	return -1;
 badval:
 	snprintf(err, errlen, "bad value for option '%s'%s", opt,
 	    strcasecmp(opt, "backlog") == 0 ? " (expected 1..65535)" :
@@ -632,16 +678,24 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 			return -1;
 		opts = next;
 	}
-	if (!a->tls && (a->cert[0] || a->key[0] || a->keylog[0] ||
-	    a->passthrough)) {
+	if (listen_side && !a->tls && !a->tls_detect && (a->cert[0] ||
+	    a->key[0] || a->keylog[0] || a->passthrough)) {
 		snprintf(err, errlen, "cert=, key=, keylog= and passthrough= "
-		    "need the tls option");
+		    "need the tls, tls=auto or starttls option");
 		return -1;
 	}
-	if (!a->tls && !a->verify) {
-		snprintf(err, errlen, "verify= needs the tls option");
+	if (a->tls && a->tls_detect) {
+		snprintf(err, errlen, "tls and %s: choose one",
+		    a->tls_detect == TLS_AUTO ? "tls=auto" : "starttls");
 		return -1;
 	}
+	if (a->detect_ms && !a->tls_detect) {
+		snprintf(err, errlen, "detect= needs tls=auto or starttls");
+		return -1;
+	}
+	if (a->tls_detect && a->detect_ms == 0)
+		a->detect_ms = DETECT_MS;
+	/* a target's verify=, cert= and key= are checked with its route */
 	if (a->nproxy_from > 0 && !a->proxy_protocol) {
 		snprintf(err, errlen, "proxy-from= needs the proxy-protocol "
 		    "option");

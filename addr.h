@@ -25,6 +25,9 @@ enum addr_type {
 };
 
 #define MAX_PORTMAP	16
+#define TLS_AUTO	1		/* tls=auto: a ClientHello first, or plain */
+#define TLS_STARTTLS	2		/* plain, until a ClientHello comes */
+#define DETECT_MS	300		/* tls=auto's default detect= */
 #define MAX_PROXY_FROM	16
 
 #include "parse.h"
@@ -42,6 +45,8 @@ struct addr {
 	int		 spoof;		/* connect from the client's address */
 	int		 allow_loopback; /* orig: to a loopback destination too */
 	int		 tls;		/* TLS on this side */
+	int		 tls_detect;	/* listen: TLS_AUTO or TLS_STARTTLS */
+	int		 detect_ms;	/* tls=auto: wait for first bytes */
 	int		 verify;	/* target: check the upstream (default 1) */
 	char		 cert[256], key[256], keylog[256];
 	void		*passthrough;	/* pcre2_code *: SNIs not intercepted */

@@ -58,6 +58,15 @@ route_parse(struct route *r, int id, char **argv, int n)
 		usage_error("%s: spoof behind a redirect would reuse the "
 		    "connection's own addresses: use a tcp-tproxy listener",
 		    argv[1]);
+	/* with tls=auto or starttls the upstream's TLS follows the client's */
+	if (!r->target.tls && !r->listen.tls_detect && (!r->target.verify ||
+	    r->target.cert[0]))
+		usage_error("%s: verify=, cert= and key= need the tls option "
+		    "(or a tls=auto or starttls listener)", argv[1]);
+	if (r->listen.tls_detect && r->target.type != A_TCP &&
+	    r->target.type != A_ORIG)
+		usage_error("%s: tls=auto and starttls need a tcp or orig "
+		    "target", argv[1]);
 	if (r->target.tls && addr_is_udp(r->listen.type))
 		usage_error("%s: tls needs a stream listener", argv[1]);
 	if (r->target.type != A_ECHO && r->target.type != A_ORIG &&

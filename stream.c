@@ -39,6 +39,7 @@
 #include "proxy.h"
 #include "side.h"
 #include "stream.h"
+#include "tlsdetect.h"
 #include "transparent.h"
 
 #define IO_CHUNK		(64 * 1024)	/* one read from a socket */
@@ -49,6 +50,7 @@
 #define XP_HANDSHAKE_MS		5000	/* a SOCKS or HTTP proxy request */
 #define XP_DRAIN_MS		2000	/* reading on after refusing one */
 #define SPLICE_MIN		16384	/* a read this big turns on splice */
+#define DRAIN_TICK_MS		20	/* starttls: look again if drained */
 
 /* The stream transport's side of a connection. */
 struct stream {
@@ -71,6 +73,13 @@ struct stream {
 	unsigned	 xp_drain:1;	/* refused: reading the client's rest */
 	unsigned	 xp_pending:1;	/* its reply waits for the upstream */
 	unsigned	 hp_stop:1;	/* a refused request: the end */
+	unsigned	 cl_tls:1;	/* the client's side is TLS */
+	unsigned	 up_tls:1;	/* the upstream's side is TLS */
+	unsigned	 detect:1;	/* tls=auto: waiting for first bytes */
+	unsigned	 starttls:1;	/* starttls: a ClientHello may come */
+	unsigned	 upgrade:1;	/* starttls: both sides switching */
+	unsigned	 await_reply:1;	/* ...once the upstream answered */
+	uint64_t	 deadline;	/* ...and by when the bytes drain */
 };
 
 #define CLIENT(st)	(&(st)->side[0])
@@ -108,8 +117,8 @@ src_side(struct stream *st, enum dir d)
 static int
 client_tls_pending(const struct stream *st, const struct side *s)
 {
-	return !s->is_server && conn_route(st->c)->listen.tls &&
-	    !st->passthrough && s->tls.ssl == NULL;
+	return !s->is_server && st->cl_tls && !st->passthrough &&
+	    s->tls.ssl == NULL;
 }
 
 /* Returns 1 if bytes can be written to s now. */
@@ -130,10 +139,14 @@ side_can_read(struct stream *st, struct side *s)
 
 	if (s->fd < 0 || s->rd_eof || conn_closed(c))
 		return 0;
-	if (st->pp_wait || st->xp_wait || st->hello)
+	if (st->pp_wait || st->xp_wait || st->hello || st->detect)
 		return !s->is_server;
 	if (st->hp_stop && !s->is_server)
 		return 0;		/* a refused request: no more */
+	if (st->upgrade && !(s->is_server && st->await_reply))
+		return 0;	/* the bytes that follow are TLS */
+	if (st->starttls && !s->is_server && conn_connecting(c))
+		return 0;	/* a ClientHello now finds the upstream open */
 	if (s->is_server && !conn_open(c))
 		return 0;
 	if (client_tls_pending(st, s))
@@ -155,8 +168,8 @@ side_update(struct stream *st, struct side *s)
 
 	if (s->fd < 0 || conn_closed(st->c))
 		return;
-	if (s->is_server && st->hello) {
-		loop_set(s->slot, 0);	/* connected, waiting for the hello */
+	if (s->is_server && (st->hello || st->detect)) {
+		loop_set(s->slot, 0);	/* connected, waiting for the client */
 		return;
 	}
 	if (side_can_read(st, s))
@@ -324,12 +337,10 @@ side_eof(struct stream *st, struct side *s)
 static int
 can_splice(const struct stream *st, const struct side *s)
 {
-	const struct route *r = conn_route(st->c);
-
 	return !conn_filtered(st->c) && !conn_flow(st->c)->echo &&
 	    (st->hp == NULL || s->is_server) &&
-	    s->tls.ssl == NULL && !r->listen.tls && !r->target.tls &&
-	    conn_flow(st->c)->client.ss.ss_family != AF_UNIX;
+	    s->tls.ssl == NULL && !st->cl_tls && !st->up_tls &&
+	    !st->starttls && conn_flow(st->c)->client.ss.ss_family != AF_UNIX;
 }
 
 /*
@@ -354,6 +365,10 @@ splice_read(struct stream *st, struct side *s, struct side *dst)
 
 static void hello_read(struct stream *st);
 static void hp_input(struct stream *st, const uint8_t *p, size_t n);
+static void upgrade_heard(struct stream *st);
+static void detect_read(struct stream *st);
+static int starttls_peek(struct stream *st);
+static void hello_begin(struct stream *st);
 
 static void
 side_read_chunk(struct stream *st, struct side *s)
@@ -363,10 +378,16 @@ side_read_chunk(struct stream *st, struct side *s)
 	char why[ERRLEN];
 	ssize_t n;
 
+	if (st->detect) {
+		detect_read(st);
+		return;
+	}
 	if (st->hello) {
 		hello_read(st);
 		return;
 	}
+	if (st->starttls && !s->is_server && starttls_peek(st))
+		return;
 	if (s->splice && buf_pending(&dst->out) == 0 && conn_open(st->c) &&
 	    splice_read(st, s, dst))
 		return;
@@ -389,6 +410,8 @@ side_read_chunk(struct stream *st, struct side *s)
 	}
 	if (n >= SPLICE_MIN && can_splice(st, s))
 		s->splice = 1;
+	if (st->upgrade && s->is_server)
+		upgrade_heard(st);
 	if (st->hp != NULL && d == C2S)
 		hp_input(st, scratch, (size_t)n);
 	else
@@ -660,20 +683,23 @@ static int
 xp_reached(struct stream *st)
 {
 	struct conn *c = st->c;
-	uint8_t r[XP_REPLY_MAX];
-	size_t n = xp_result(st->xp, NULL, &conn_flow(c)->server_local, r,
-	    sizeof(r));
+	const struct route *r = conn_route(c);
+	uint8_t rep[XP_REPLY_MAX];
+	size_t n = xp_result(st->xp, NULL, &conn_flow(c)->server_local, rep,
+	    sizeof(rep));
 
 	st->xp_pending = 0;
-	if (xp_send(st, r, n) == -1) {
+	if (xp_send(st, rep, n) == -1) {
 		conn_fail(c, "write to client: the proxy's reply");
 		return -1;
 	}
-	if (conn_route(c)->listen.tls && !st->passthrough) {
-		st->hello = 1;
-		st->tls_wait = 1;
-		timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
-	}
+	if (r->listen.tls_detect == TLS_AUTO) {
+		st->detect = 1;		/* the client's first bytes tell */
+		timer_arm(&st->timer, (uint64_t)r->listen.detect_ms);
+	} else if (r->listen.tls_detect == TLS_STARTTLS)
+		st->starttls = 1;
+	else if (r->listen.tls && !st->passthrough)
+		hello_begin(st);
 	return 0;
 }
 
@@ -750,7 +776,7 @@ upstream_go(struct stream *st)
 		name = xp_host(st->xp);	/* the name the client asked for */
 	if (t->proxy_protocol && proxy_send(st, t->proxy_protocol) == -1)
 		return;
-	if (conn_route(c)->target.tls && !st->passthrough) {
+	if (st->up_tls && !st->passthrough) {
 		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
 		    conn_flow(c)->sni, name, &conn_flow(c)->server,
 		    t->verify, st->ti, why, sizeof(why)) == -1) {
@@ -782,7 +808,7 @@ connect_done(struct stream *st)
 	}
 	if (st->xp_pending && xp_reached(st) == -1)
 		return;
-	if (!st->hello)
+	if (!st->hello && !st->detect)
 		upstream_go(st);
 }
 
@@ -790,32 +816,45 @@ connect_done(struct stream *st)
  * The upstream is connected (and its TLS set up): start the client's TLS
  * when we forge its certificate from the upstream's, and let bytes flow.
  */
-static void
-stream_opened(struct conn *c, void *tp)
+/*
+ * Starts the client's TLS, with a certificate forged from the upstream's
+ * (or the route's own), the ClientHello read so far first.  Returns 0, or
+ * -1 after failing the connection.
+ */
+static int
+client_tls_begin(struct stream *st)
 {
-	struct stream *st = tp;
+	struct conn *c = st->c;
 	struct side *cl = CLIENT(st), *sv = SERVER(st);
 	char why[ERRLEN];
 	struct x509_st *up = NULL;
 	int rc;
 
-	timer_stop(&st->timer);
-	if (client_tls_pending(st, cl)) {
-		if (sv->tls.ssl != NULL)
-			up = tls_peer_cert(&sv->tls);
-		rc = tls_client_start(&cl->tls, conn_route(c), cl->fd, up,
-		    conn_flow(c)->sni, st->ti, why, sizeof(why));
-		X509_free_ref(up);
-		if (rc == 0)
-			rc = tls_client_prefix(&cl->tls, cl->fd, st->hbuf.data +
-			    st->hbuf.off, buf_pending(&st->hbuf), why,
-			    sizeof(why));
-		buf_free(&st->hbuf);
-		if (rc == -1) {
-			conn_fail(c, why);
-			return;
-		}
+	if (sv->tls.ssl != NULL)
+		up = tls_peer_cert(&sv->tls);
+	rc = tls_client_start(&cl->tls, conn_route(c), cl->fd, up,
+	    conn_flow(c)->sni, st->ti, why, sizeof(why));
+	X509_free_ref(up);
+	if (rc == 0)
+		rc = tls_client_prefix(&cl->tls, cl->fd, st->hbuf.data +
+		    st->hbuf.off, buf_pending(&st->hbuf), why, sizeof(why));
+	buf_free(&st->hbuf);
+	if (rc == -1) {
+		conn_fail(c, why);
+		return -1;
 	}
+	return 0;
+}
+
+static void
+stream_opened(struct conn *c, void *tp)
+{
+	struct stream *st = tp;
+	struct side *cl = CLIENT(st), *sv = SERVER(st);
+
+	timer_stop(&st->timer);
+	if (client_tls_pending(st, cl) && client_tls_begin(st) == -1)
+		return;
 	if (st->tls_wait)
 		timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
 	if (!conn_flow(c)->echo)
@@ -849,6 +888,9 @@ upstream_handshake(struct stream *st)
  * nothing until more bytes come.  The hello goes on later: to OpenSSL
  * (stream_opened()), or as the first bytes upstream when passed through.
  */
+static void hello_bad(struct stream *st, const char *why, int eof);
+static void starttls_hello(struct stream *st);
+
 static void
 hello_read(struct stream *st)
 {
@@ -865,7 +907,7 @@ hello_read(struct stream *st)
 		have = buf_pending(hb);
 		want = have == 0 ? 5 : hello_need(hb->data + hb->off, have);
 		if (want > sizeof(scratch)) {
-			conn_fail(c, "not a TLS ClientHello from the client");
+			hello_bad(st, "not a TLS ClientHello from the client", 0);
 			return;
 		}
 		n = recv(CLIENT(st)->fd, scratch, want - have, 0);
@@ -879,7 +921,7 @@ hello_read(struct stream *st)
 			return;
 		}
 		if (n == 0) {
-			conn_fail(c, "client closed before its TLS ClientHello");
+			hello_bad(st, "client closed before its TLS ClientHello", 1);
 			return;
 		}
 		if (buf_append(hb, scratch, (size_t)n) == -1) {
@@ -890,7 +932,7 @@ hello_read(struct stream *st)
 		if (rc == 1)
 			break;
 		if (rc == -1) {
-			conn_fail(c, "not a TLS ClientHello from the client");
+			hello_bad(st, "not a TLS ClientHello from the client", 0);
 			return;
 		}
 		if ((size_t)n < want - have)
@@ -912,6 +954,12 @@ hello_read(struct stream *st)
 		st->passthrough = 1;
 		st->tls_wait = 0;	/* no handshake of ours to wait for */
 	}
+	if (st->starttls) {
+		starttls_hello(st);
+		return;
+	}
+	if (r->listen.tls_detect)
+		st->up_tls = !st->passthrough;	/* the upstream follows */
 	st->hello = 0;
 	timer_stop(&st->timer);
 	if (st->xp != NULL) {
@@ -926,6 +974,8 @@ hello_read(struct stream *st)
 		buf_free(hb);
 	}
 }
+
+static void upgrade_io(struct stream *st, struct side *s, int revents);
 
 static void
 side_io(void *arg, int revents)
@@ -945,9 +995,15 @@ side_io(void *arg, int revents)
 			stream_update(c, st);
 		return;
 	}
+	if (st->upgrade) {
+		upgrade_io(st, s, revents);
+		if (!conn_closed(c))
+			stream_update(c, st);
+		return;
+	}
 	if (s->is_server && conn_connecting(c)) {
-		if (st->hello)
-			;		/* connected: the ClientHello first */
+		if (st->hello || st->detect)
+			;		/* connected: the client's bytes first */
 		else if (s->tls.ssl != NULL)
 			upstream_handshake(st);
 		else
@@ -1000,6 +1056,258 @@ stream_connected(struct conn *c, void *tp, int fd)
 	return 0;
 }
 
+/* ------------------------------------------------------------ tls=auto, starttls */
+
+/* Reads the client's ClientHello, as a tls listener does. */
+static void
+hello_begin(struct stream *st)
+{
+	st->cl_tls = 1;
+	st->tls_wait = 1;
+	st->hello = 1;
+	timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
+}
+
+/*
+ * tls=auto: the client's first bytes came (tls 1: they begin a TLS
+ * record), or it said nothing for detect= ms (tls 0).  A TLS client is
+ * intercepted as on a tls listener; any other goes on as plain bytes, and
+ * so does its upstream.
+ */
+static void
+detect_done(struct stream *st, int tls)
+{
+	st->detect = 0;
+	timer_stop(&st->timer);
+	if (!tls) {
+		if (st->xp != NULL)
+			upstream_go(st);	/* connected already */
+		else
+			conn_begin(st->c, 0);
+		return;
+	}
+	hello_begin(st);
+	hello_read(st);
+}
+
+static void
+detect_read(struct stream *st)
+{
+	switch (tls_sniff_fd(CLIENT(st)->fd)) {
+	case SNIFF_WAIT:
+		break;
+	case SNIFF_TLS:
+		detect_done(st, 1);
+		break;
+	default:			/* plain, or the relay reads the end */
+		detect_done(st, 0);
+		break;
+	}
+}
+
+/*
+ * starttls: a read from the plain client that begins a TLS record is the
+ * start of a ClientHello (after the protocol's STARTTLS, or any upgrade):
+ * read it whole first.  Returns 1 if the ClientHello's reader took over.
+ */
+static int
+starttls_peek(struct stream *st)
+{
+	if (!conn_open(st->c) || tls_sniff_fd(CLIENT(st)->fd) != SNIFF_TLS)
+		return 0;
+	st->hello = 1;
+	timer_arm(&st->timer, (uint64_t)conn_route(st->c)->listen.detect_ms);
+	hello_read(st);
+	return 1;
+}
+
+/*
+ * starttls: what looked like a ClientHello was not one (or passthrough=
+ * matched its SNI): its bytes go on as plain ones, and the next read may
+ * begin one again.
+ */
+static void
+starttls_plain(struct stream *st)
+{
+	struct buf *hb = &st->hbuf;
+
+	st->hello = 0;
+	timer_stop(&st->timer);
+	free(st->ti);
+	st->ti = NULL;
+	conn_set_sni(st->c, NULL);
+	if (buf_pending(hb) > 0)
+		conn_input(st->c, C2S, hb->data + hb->off, buf_pending(hb));
+	buf_free(hb);
+}
+
+/*
+ * The ClientHello read failed: the connection closes with why (tls,
+ * tls=auto), or the bytes go on as plain ones (starttls).
+ */
+static void
+hello_bad(struct stream *st, const char *why, int eof)
+{
+	if (!st->starttls) {
+		conn_fail(st->c, why);
+		return;
+	}
+	starttls_plain(st);
+	if (eof && !conn_closed(st->c))
+		side_eof(st, CLIENT(st));
+}
+
+/* Returns 1 once the client's plain bytes are all with the upstream. */
+static int
+sent_up(struct stream *st)
+{
+	return conn_held(st->c, C2S) == 0 && side_pending(SERVER(st)) == 0;
+}
+
+/*
+ * Returns 1 once nothing plain waits or is held, in either direction, and
+ * the upstream's answer to what was held (its reply to STARTTLS) came.
+ */
+static int
+drained(struct stream *st)
+{
+	return sent_up(st) && !st->await_reply && conn_held(st->c, S2C) == 0 &&
+	    side_pending(CLIENT(st)) == 0;
+}
+
+/*
+ * A plain read from the upstream while switching: once what the client
+ * sent before its ClientHello is with the upstream, this is the answer to
+ * it (the "220 Ready" of an eager client's STARTTLS), passed on as plain.
+ */
+static void
+upgrade_heard(struct stream *st)
+{
+	if (sent_up(st))
+		st->await_reply = 0;
+}
+
+/*
+ * Switches both sides to TLS once the plain bytes before the ClientHello
+ * are all written (the STARTTLS command the upstream must see first, what
+ * filters still hold): then the upstream's handshake, over the same
+ * socket, and when it is done the client's, with a certificate forged from
+ * the upstream's.  Neither side is read meanwhile.
+ */
+static void
+upgrade_step(struct stream *st)
+{
+	struct conn *c = st->c;
+	struct side *sv = SERVER(st);
+	const struct addr *t = conn_target(c);
+	char why[ERRLEN];
+	int rc;
+
+	if (sv->tls.ssl == NULL) {
+		if (sv->rd_eof) {
+			conn_fail(c, "upstream closed before the switch to TLS");
+			return;
+		}
+		if (!drained(st))
+			return;
+		if (tls_upstream_start(&sv->tls, conn_route(c), sv->fd,
+		    conn_flow(c)->sni, t->host, &conn_flow(c)->server,
+		    t->verify, st->ti, why, sizeof(why)) == -1) {
+			conn_fail(c, why);
+			return;
+		}
+		timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
+	}
+	rc = tls_handshake(&sv->tls, st->ti, why, sizeof(why));
+	if (rc == -1) {
+		conn_fail(c, why);
+		return;
+	}
+	if (rc == 0)
+		return;
+	st->upgrade = 0;
+	st->cl_tls = 1;
+	st->tls_wait = 1;
+	if (client_tls_begin(st) == -1)
+		return;
+	timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
+	/* OpenSSL holds the ClientHello already: no poll() says so */
+	if (side_can_read(st, CLIENT(st)))
+		side_read_chunk(st, CLIENT(st));
+}
+
+/* A whole ClientHello came from a starttls client: switch to TLS. */
+static void
+starttls_hello(struct stream *st)
+{
+	struct conn *c = st->c;
+
+	st->starttls = 0;	/* one upgrade; passed through: none */
+	if (st->passthrough) {
+		st->passthrough = 0;
+		starttls_plain(st);
+		return;
+	}
+	st->hello = 0;
+	st->upgrade = 1;
+	st->up_tls = 1;
+	/*
+	 * Bytes still on their way to the upstream (an eager client, or a
+	 * filter holding its STARTTLS) will be answered in plain text: the
+	 * switch waits for that answer, and relays it.
+	 */
+	st->await_reply = !sent_up(st);
+	st->deadline = now_ms() + HANDSHAKE_TIMEOUT_MS;
+	timer_arm(&st->timer, DRAIN_TICK_MS);
+	conn_kick(c);
+	if (!conn_closed(c))
+		upgrade_step(st);
+}
+
+/*
+ * While switching: write what waits, read the upstream's plain answer when
+ * one is awaited, let held bytes go, go on.
+ */
+static void
+upgrade_io(struct stream *st, struct side *s, int revents)
+{
+	struct conn *c = st->c;
+
+	if (s->tls.ssl == NULL && (revents & POLLOUT) &&
+	    side_write(st, s) == -1)
+		return;
+	if ((revents & (POLLIN | POLLHUP | POLLERR)) && side_can_read(st, s)) {
+		side_read_chunk(st, s);
+		if (conn_closed(c))
+			return;
+	} else if (s->tls.ssl == NULL && (revents & (POLLHUP | POLLERR))) {
+		conn_fail(c, s->is_server ? "upstream closed during the "
+		    "switch to TLS" : "client closed during the switch to TLS");
+		return;
+	}
+	conn_kick(c);
+	if (!conn_closed(c))
+		upgrade_step(st);
+}
+
+/* Still draining: look again, until the handshake timeout. */
+static void
+upgrade_timer(struct stream *st)
+{
+	if (SERVER(st)->tls.ssl != NULL) {
+		conn_fail(st->c, "TLS handshake with upstream timed out");
+		return;
+	}
+	if (now_ms() >= st->deadline) {
+		conn_fail(st->c, "switch to TLS: the plain bytes before the "
+		    "ClientHello were not passed on in time");
+		return;
+	}
+	upgrade_step(st);
+	if (!conn_closed(st->c) && st->upgrade && SERVER(st)->tls.ssl == NULL)
+		timer_arm(&st->timer, DRAIN_TICK_MS);
+}
+
 /* ------------------------------------------------------------ timers */
 
 static void
@@ -1008,13 +1316,19 @@ timer_fired(struct timer *t)
 	struct stream *st = t->arg;
 	struct conn *c = st->c;
 
-	if (st->pp_wait)
+	if (st->detect)
+		detect_done(st, 0);	/* the client says nothing: plain */
+	else if (st->pp_wait)
 		proxy_fail(st, "no whole PROXY header from the client in 3 s");
 	else if (st->xp_drain)
 		conn_close(c, st->hp_why, 0);
 	else if (st->xp_wait)
 		xp_refuse(st, "no whole proxy request from the client in 5 s",
 		    0);
+	else if (st->hello && st->starttls)
+		starttls_plain(st);	/* never a whole ClientHello */
+	else if (st->upgrade)
+		upgrade_timer(st);
 	else if (st->hello)
 		conn_fail(c, "no TLS ClientHello from the client in time");
 	else if (conn_connecting(c))
@@ -1029,20 +1343,36 @@ timer_fired(struct timer *t)
 /*
  * On a TLS listener the ClientHello comes first: its SNI picks passthrough
  * and the upstream's name; the client's handshake goes on once the
- * upstream's is done.
+ * upstream's is done.  tls=auto first waits for the client's first
+ * bytes (or detect= ms) to tell whether it speaks TLS; starttls begins
+ * plain.  The detection is a stage of its own: it may begin after any
+ * handshake read from the client before the upstream is chosen.
  */
 static void
 stream_start(struct conn *c, void *tp)
 {
 	struct stream *st = tp;
+	const struct route *r = conn_route(c);
 
-	if (!conn_route(c)->listen.tls || st->xp != NULL) {
-		conn_begin(c, 0);	/* explicit proxies: hello after connect */
+	/* with tls=auto or starttls the upstream's TLS follows the client's */
+	st->up_tls = r->target.tls && !r->listen.tls_detect;
+	if (st->xp != NULL) {
+		/* explicit proxies: TLS or its detection after the reply */
+		conn_begin(c, 0);
 		return;
 	}
-	st->tls_wait = 1;
-	st->hello = 1;
-	timer_arm(&st->timer, HANDSHAKE_TIMEOUT_MS);
+	if (r->listen.tls_detect == TLS_AUTO) {
+		st->detect = 1;
+		timer_arm(&st->timer, (uint64_t)r->listen.detect_ms);
+		stream_update(c, st);
+		return;
+	}
+	st->starttls = r->listen.tls_detect == TLS_STARTTLS;
+	if (!r->listen.tls) {
+		conn_begin(c, 0);
+		return;
+	}
+	hello_begin(st);
 	stream_update(c, st);
 }
 

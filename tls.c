@@ -25,6 +25,7 @@
 #include "parse.h"
 #include "sslerr.h"
 #include "tls.h"
+#include "upsess.h"
 
 static BIO_METHOD	*prefix_method;	/* the ClientHello read before TLS */
 
@@ -44,6 +45,9 @@ msg_cb(int write_p, int version, int content_type, const void *buf,
 
 	(void)version;
 	(void)ssl;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	    s != NULL && p[0] == SSL3_MT_CERTIFICATE_REQUEST)
+		s->certreq = 1;
 	if (write_p || content_type != SSL3_RT_ALERT || len != 2 || s == NULL)
 		return;
 	if (p[1] == SSL_AD_CLOSE_NOTIFY)
@@ -97,6 +101,30 @@ ctx_keylog(SSL_CTX *ctx, FILE *keylog)
 }
 
 /*
+ * The client certificate (target cert=, key=; the key defaults to the
+ * certificate's file) that the upstream gets when it asks for one.
+ * Returns 0, or -1 with a message.
+ */
+static int
+ctx_client_cert(struct route *r, char *err, size_t errlen)
+{
+	const char *key = r->target.key[0] ? r->target.key : r->target.cert;
+
+	if (SSL_CTX_use_certificate_chain_file(r->cctx, r->target.cert) != 1) {
+		snprintf(err, errlen, "cert=%s: cannot load the client "
+		    "certificate: %s", r->target.cert, ssl_error());
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(r->cctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(r->cctx) != 1) {
+		snprintf(err, errlen, "key=%s: cannot load the client "
+		    "certificate's key: %s", key, ssl_error());
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Sets up the TLS parts of a route: its contexts, its key log, and the CA
  * and leaf key when it forges.  Returns 0, or -1 with a message.
  */
@@ -105,7 +133,10 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 {
 	FILE *keylog = NULL;
 
-	if (!r->listen.tls && !r->target.tls)
+	int lis = r->listen.tls || r->listen.tls_detect;
+	int tgt = r->target.tls || r->listen.tls_detect;
+
+	if (!lis && !tgt)
 		return 0;
 	if (r->listen.keylog[0] != '\0') {
 		/*
@@ -136,13 +167,15 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		}
 	}
 	r->keylog = keylog;
-	if (r->listen.tls) {
+	if (lis) {
 		r->sctx = SSL_CTX_new(TLS_server_method());
 		if (r->sctx == NULL)
 			goto ssl_fail;
 		SSL_CTX_set_min_proto_version(r->sctx, TLS1_2_VERSION);
 		/* a peer that closes without close_notify just ends its stream */
 		SSL_CTX_set_options(r->sctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+		/* one TLS 1.3 ticket: a client resumes one connection with it */
+		SSL_CTX_set_num_tickets(r->sctx, 1);
 		SSL_CTX_set_mode(r->sctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		SSL_CTX_set_alpn_select_cb(r->sctx, alpn_cb, NULL);
@@ -164,12 +197,12 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		}
 	}
 	/* a CA to forge with, and to trust; made only when forging */
-	if ((r->listen.tls && r->listen.cert[0] == '\0') ||
-	    (r->target.tls && opt.ca_cert != NULL)) {
+	if ((lis && r->listen.cert[0] == '\0') ||
+	    (tgt && opt.ca_cert != NULL)) {
 		if (ca_init(err, errlen) == -1)
 			return -1;
 	}
-	if (r->target.tls) {
+	if (tgt) {
 		r->cctx = SSL_CTX_new(TLS_client_method());
 		if (r->cctx == NULL)
 			goto ssl_fail;
@@ -178,6 +211,8 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		SSL_CTX_set_mode(r->cctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		ctx_keylog(r->cctx, keylog);
+		if (upsess_init(r->cctx) == -1)
+			goto ssl_fail;
 		if (r->target.verify) {
 			/* the system store, and our own CA */
 			SSL_CTX_set_default_verify_paths(r->cctx);
@@ -186,6 +221,9 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 				    r->cctx), ca_cert_get());
 			SSL_CTX_set_verify(r->cctx, SSL_VERIFY_PEER, NULL);
 		}
+		if (r->target.cert[0] != '\0' && ctx_client_cert(r, err,
+		    errlen) == -1)
+			return -1;
 	}
 	return 0;
 ssl_fail:
@@ -208,6 +246,7 @@ void
 tls_cleanup(void)
 {
 	ca_cleanup();
+	upsess_cleanup();
 	BIO_meth_free(prefix_method);
 	prefix_method = NULL;
 }
@@ -250,6 +289,7 @@ tls_upstream_start(struct tls *s, const struct route *r, int fd,
 		    name) != 1)
 			goto fail;
 	}
+	upsess_attach(ssl, r->id, name, peer);
 	s->ssl = ssl;
 	s->hs = 1;
 	s->upstream = 1;
@@ -316,7 +356,8 @@ tls_reason(const struct tls *s, int e, int err_no, char *err, size_t errlen)
 
 	if (s->alerted)
 		snprintf(err, errlen, "TLS alert from the %s: %s", who,
-		    SSL_alert_desc_string_long(s->alert));
+		    s->alert == TLS13_AD_CERTIFICATE_REQUIRED ? "certificate "
+		    "required" : SSL_alert_desc_string_long(s->alert));
 	else if (q != 0 && ERR_GET_LIB(q) == ERR_LIB_SYS)
 		snprintf(err, errlen, "%s", strerror(ERR_GET_REASON(q)));
 	else if (err_no != 0 && (q == 0 || e == SSL_ERROR_SYSCALL))
@@ -332,6 +373,13 @@ tls_reason(const struct tls *s, int e, int err_no, char *err, size_t errlen)
 		snprintf(err, errlen, "TLS failed (SSL_get_error %d, no "
 		    "detail from OpenSSL)", e);
 	ERR_clear_error();
+	if (s->upstream && s->certreq && SSL_get_certificate(s->ssl) == NULL) {
+		size_t k = strlen(err);
+
+		snprintf(err + k, errlen - k, " (the upstream asked for a "
+		    "client certificate and got none: give one with cert= and "
+		    "key= on the target)");
+	}
 }
 
 /*

@@ -27,6 +27,7 @@ struct tls {
 	unsigned	 hs:1;		/* handshake under way */
 	unsigned	 upstream:1;	/* we are the client of this side */
 	unsigned	 notified:1;	/* the peer sent close_notify */
+	unsigned	 certreq:1;	/* the peer asked for our certificate */
 	unsigned	 alerted:1;	/* the peer sent another alert: */
 	unsigned char	 alert;		/* its description */
 };

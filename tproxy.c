@@ -61,9 +61,10 @@ static const char usage_text[] =
 "TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   orig[:HOST]   echo\n"
 "Address options (after commas): reuseaddr, reuseport, backlog=N,\n"
 "         ipv6only=0|1, bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO],\n"
-"         allow-loopback, tls, cert=FILE, key=FILE, passthrough=REGEX,\n"
-"         keylog=FILE, verify=0|1, proxy-protocol[,proxy-from=CIDR[;CIDR]]\n"
-"         (listen), proxy-protocol=v1|v2 (target), auth=USER:PASS (socks5).\n"
+"         allow-loopback, tls, tls=auto, starttls, detect=MS, cert=FILE,\n"
+"         key=FILE, passthrough=REGEX, keylog=FILE, verify=0|1,\n"
+"         proxy-protocol[,proxy-from=CIDR[;CIDR]] (listen),\n"
+"         proxy-protocol=v1|v2 (target), auth=USER:PASS (socks5).\n"
 "         HOST defaults to 127.0.0.1 (0.0.0.0 for *-tproxy); IPv6 as [::1].\n"
 "\n"
 "FILTER:\n";

@@ -21,7 +21,8 @@ _tproxy_fb_listen='tcp-listen:[HOST:]PORT udp-listen:[HOST:]PORT
 	socks5-listen:[HOST:]PORT http-listen:[HOST:]PORT'
 _tproxy_fb_target='tcp:HOST:PORT udp:HOST:PORT unix:PATH orig[:HOST] echo'
 _tproxy_fb_addropts='reuseaddr backlog=N ipv6only=0|1 bind=HOST[:PORT] spoof
-	port-map=FROM:TO[;FROM:TO] tls cert=FILE key=FILE passthrough=REGEX
+	port-map=FROM:TO[;FROM:TO] tls tls=auto starttls detect=MS cert=FILE
+	key=FILE passthrough=REGEX
 	keylog=FILE verify=0|1 proxy-protocol proxy-from=CIDR[;CIDR]
 	proxy-protocol=v1|v2 auth=USER:PASS'
 _tproxy_fb_filters='log hexdump s/REGEX/REPLACEMENT/[gi][,flush=MS]

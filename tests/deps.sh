@@ -32,6 +32,10 @@ done
 # bash-completion, which loads completion/tproxy.bash in an interactive bash
 [ -f /usr/share/bash-completion/bash_completion ] ||
 	missing="$missing bash-completion"
+# dovecot's IMAP and POP3 servers, STARTTLS upstreams for autotls.bats
+for p in imap pop3; do
+	[ -x /usr/lib/dovecot/$p ] || missing="$missing dovecot-${p}d"
+done
 # libFuzzer and the sanitizer runtimes for clang
 [ -n "$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] ||
 	missing="$missing libclang-rt-14-dev"

@@ -153,6 +153,34 @@ web() {
 	wait_for "$T/tproxy.out" 'GET /bin HTTP/1\.'
 }
 
+@test "socks5-listen and http-listen with tls=auto: a TLS client is intercepted, a plain one relayed, on one listener" {
+	web --tls
+	local tlsweb=$WEB
+	rm -f "$T/web.port"
+	web
+	SSL_CERT_FILE=$F/up.pem start_tproxy --ca-cert="$F/ica.pem" --ca-key="$F/ica.key" \
+		socks5-listen:0,tls=auto orig hexdump + http-listen:0,tls=auto orig
+	local hp
+	hp=$(echo "$PORTS" | sed -n 2p)
+	run --separate-stderr curl -sS -v --cacert "$F/ica.pem" -o "$T/got" \
+		-x "socks5h://127.0.0.1:$PORT" "https://localhost:$tlsweb/bin"
+	[ "$status" -eq 0 ]
+	cmp "$F/bin" "$T/got"
+	contains "Explicit Test CA" "$stderr"
+	wait_for "$T/tproxy.out" 'GET /bin HTTP/1\.'
+	run curl -sS -o "$T/plain" -x "socks5h://127.0.0.1:$PORT" "http://127.0.0.1:$WEB/bin"
+	[ "$status" -eq 0 ]
+	cmp "$F/bin" "$T/plain"
+	run --separate-stderr curl -sS -v --cacert "$F/ica.pem" -p \
+		-x "http://127.0.0.1:$hp" "https://localhost:$tlsweb/s"
+	[ "$status" -eq 0 ]
+	[ "$output" = "page /s" ]
+	contains "Explicit Test CA" "$stderr"
+	run curl -sS -p -x "http://127.0.0.1:$hp" "http://127.0.0.1:$WEB/p"
+	[ "$status" -eq 0 ]
+	[ "$output" = "page /p" ]
+}
+
 # --- http-listen --------------------------------------------------------------
 
 @test "http-listen: two absolute-URI requests go over one kept-alive upstream connection, in origin form" {

@@ -13,6 +13,7 @@
 #   REPS=3               repetitions; tables show the median
 #   PROXIES=...          comma list out of direct,tproxy,tproxy-delay0,tproxy-throttle,
 #                        tproxy-pcap,tproxy-before,socat,haproxy,haproxy-splice,sslsplit,
+#                        tproxy-auto (tls only: a tls=auto listener instead of tls),
 #                        and the connrate-only pairs tproxy-pair,tproxy-pair-pp,
 #                        haproxy-pair,haproxy-pair-pp (two instances in a row; -pp: a
 #                        PROXY v2 header between them), and the bulk and connrate rows
@@ -46,7 +47,7 @@ TPROXY_BEFORE=${TPROXY_BEFORE:-}
 THROTTLE=${THROTTLE:-100000m}
 REPS=${REPS:-3}
 PROXIES_GIVEN=${PROXIES:+1}
-PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,tproxy-pcap,socat,haproxy,haproxy-splice,sslsplit,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp,tproxy-socks5,tproxy-http,microsocks}
+PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,tproxy-pcap,socat,haproxy,haproxy-splice,sslsplit,tproxy-auto,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp,tproxy-socks5,tproxy-http,microsocks}
 # TPROXY_BEFORE selects tproxy-before (rows follow the order of the lists below)
 if [ -n "$TPROXY_BEFORE" ]; then
     case ",$PROXIES," in *,tproxy-before,*) ;; *) PROXIES=$PROXIES,tproxy-before ;; esac
@@ -80,7 +81,8 @@ CONC_PROXIES=$TCP_PROXIES
 UDP_PROXIES="direct tproxy tproxy-before socat"
 # two instances in a row, without and with a PROXY v2 header between them
 PAIR_PROXIES="tproxy-pair tproxy-pair-pp haproxy-pair haproxy-pair-pp"
-TLS_PROXIES="direct tproxy tproxy-before sslsplit"
+# tproxy-auto: tproxy with a tls=auto listener (detection, then as tls)
+TLS_PROXIES="direct tproxy tproxy-auto tproxy-before sslsplit"
 # explicit proxies (bulk and connrate): the client names the sink to them
 XP_PROXIES="tproxy-socks5 tproxy-http microsocks"
 
@@ -190,7 +192,7 @@ case $TPROXY_BEFORE in '' | /*) ;; *) TPROXY_BEFORE=$top/${TPROXY_BEFORE#./} ;; 
 declare -A why_not      # proxy -> reason it is not measured
 selected() { case ",$PROXIES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for p in ${PROXIES//,/ }; do
-    case " $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit)" ;; esac
+    case " $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit tproxy-auto " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit tproxy-auto)" ;; esac
 done
 # the filter each tproxy-FILTER row appends to the route
 if selected tproxy-pcap; then
@@ -217,6 +219,10 @@ for p in $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES; do
 done
 # the tls scenario: why_not[tls:NAME] for what only TLS needs
 command -v sslsplit >/dev/null || why_not[sslsplit]="not installed"
+[ -x "$TPROXY" ] || why_not[tproxy-auto]="not built ($TPROXY missing)"
+if [ -z "${why_not[tproxy-auto]:-}" ] && ! "$TPROXY" --help 2>&1 | grep -q -- 'tls=auto'; then
+    why_not[tls:tproxy-auto]="no tls=auto in this build"
+fi
 if [ -z "${why_not[tproxy]:-}" ] && ! "$TPROXY" --help 2>&1 | grep -q -- '--ca-cert'; then
     why_not[tls:tproxy]="no TLS interception in this build (no --ca-cert in --help)"
 fi
@@ -345,7 +351,11 @@ start_proxy() {
     tproxy | tproxy-*)
         [ "$name" != tproxy-before ] || bin=$TPROXY_BEFORE
         [ -z "${FILTER[$name]:-}" ] || filt=("${FILTER[$name]}")
-        if [ "$proto" = tls ]; then
+        if [ "$proto" = tls ] && [ "$name" = tproxy-auto ]; then
+            # the upstream's TLS follows the client's: no tls on the target
+            cmd=("$bin" -q "--ca-cert=$TLS_DIR/ca.pem" "--ca-key=$TLS_DIR/ca.key"
+                "tcp-listen:127.0.0.1:$lport,tls=auto" "tcp:127.0.0.1:$tport,verify=0")
+        elif [ "$proto" = tls ]; then
             cmd=("$bin" -q "--ca-cert=$TLS_DIR/ca.pem" "--ca-key=$TLS_DIR/ca.key"
                 "tcp-listen:127.0.0.1:$lport,tls" "tcp:127.0.0.1:$tport,tls,verify=0" "${filt[@]}")
         else
@@ -580,7 +590,7 @@ idle_sample() { # idle_sample PROXY
 # why_not[] makes active() and unavailable_rows() show the reason in its rows.
 start_for() { # start_for SC PROXY tcp|udp|tls TPORT [CPU]
     local label=$2 msg
-    case $3:$2 in tls:tproxy | tls:tproxy-before) label=$2+tls ;; esac   # its own idle-memory row
+    case $3:$2 in tls:tproxy | tls:tproxy-before | tls:tproxy-auto) label=$2+tls ;; esac   # its own idle-memory row
     why "$2"
     [ -z "$WHY" ] || return 1
     if start_proxy "$2" "$3" "$4" "${5:-}"; then idle_sample "$label"; return 0; fi
@@ -1122,6 +1132,7 @@ sc_tls() {
             "$(runs "tls|$p|hs")" "$(runs "tls|$p|bulk")"
     done
     unavailable_rows "$TLS_PROXIES" 10 tls
+    tls_ratios
     if [ -n "$ACTIVE" ]; then
         local sep=''
         printf '\nAll certificates ECDSA P-256 (upstream, bench CA, both proxies'\'' leaf keys); the client verifies the chain and the name. sslsplit runs %s worker threads (2 per CPU), tproxy one. TLS as the client saw it:' "$((2 * ncpu))"
@@ -1131,8 +1142,24 @@ sc_tls() {
     print_notes tls
 }
 
+# tls_ratios: the ratios the TLS targets are about, from the medians of this run
+tls_ratios() {
+    local a b
+    printf '\nRatios of the medians above (this run):'
+    for a in tproxy tproxy-auto; do
+        [ -n "${R["tls|$a|hs"]:-}" ] && [ -n "${R["tls|sslsplit|hs"]:-}" ] || continue
+        printf ' %s / sslsplit: handshakes %s, bulk %s;' "$a" "$(ratio "$(med "tls|$a|hs")" "$(med "tls|sslsplit|hs")")" \
+            "$(ratio "$(med "tls|$a|bulk")" "$(med "tls|sslsplit|bulk")")"
+    done
+    a=tproxy-auto b=tproxy
+    [ -z "${R["tls|$a|hs"]:-}" ] || [ -z "${R["tls|$b|hs"]:-}" ] ||
+        printf ' tproxy-auto (tls=auto) / tproxy (tls): handshakes %s, bulk %s;' \
+            "$(ratio "$(med "tls|$a|hs")" "$(med "tls|$b|hs")")" "$(ratio "$(med "tls|$a|bulk")" "$(med "tls|$b|bulk")")"
+    printf '\n'
+}
+
 print_idle() {
-    local p any=0 all="$TCP_PROXIES tproxy+tls tproxy-before+tls sslsplit"
+    local p any=0 all="$TCP_PROXIES tproxy+tls tproxy-auto+tls tproxy-before+tls sslsplit"
     for p in $all; do [ -z "${R["idle|$p|rss"]:-}" ] || any=1; done
     [ "$any" = 1 ] || return 0
     printf '\n## idle memory: each proxy just after start (listening, no connection yet); median over all starts\n\n'
