@@ -20,6 +20,8 @@ enum addr_type {
 	A_TCP_TPROXY,			/* listen: IP_TRANSPARENT */
 	A_UDP_TPROXY,
 	A_ORIG,				/* target: the original destination */
+	A_STDIO,			/* listen: standard input and output */
+	A_EXEC,				/* target: a command per connection */
 };
 
 #define MAX_PORTMAP	16
@@ -51,6 +53,7 @@ struct addr {
 					   the version written (1 or 2) */
 	struct cidr	 proxy_from[MAX_PROXY_FROM]; /* none: loopback only */
 	int		 nproxy_from;
+	char		*cmd;		/* exec: the command (allocated) */
 };
 
 int	 addr_parse(const char *spec, int listen_side, struct addr *a,

@@ -261,6 +261,12 @@ check_done(struct stream *st)
 
 	if (!conn_open(st->c))
 		return;
+	/* a command's output ended and reached the client: it is over */
+	if (conn_target(st->c)->type == A_EXEC && SERVER(st)->rd_eof &&
+	    CLIENT(st)->wr_shut) {
+		conn_close(st->c, "command ended", 0);
+		return;
+	}
 	for (d = 0; d < (conn_flow(st->c)->echo ? 1 : 2); d++)
 		if (!src_side(st, d)->rd_eof || !dst_side(st, d)->wr_shut)
 			return;

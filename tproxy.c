@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exec.h"
+#include "stdpipe.h"
 #include "tproxy.h"
 
 static volatile sig_atomic_t	 quit_sig;
@@ -190,6 +192,8 @@ routes_bind(void)
 	size_t i;
 
 	for (i = 0; i < nroutes; i++) {
+		if (routes[i].listen.type == A_STDIO)
+			continue;	/* stdio.c's, no socket */
 		routes[i].lfd = net_listen(&routes[i].listen,
 		    &routes[i].lname, err, sizeof(err));
 		if (routes[i].lfd == -1) {
@@ -198,6 +202,8 @@ routes_bind(void)
 		}
 	}
 	for (i = 0; i < nroutes; i++) {
+		if (routes[i].lfd < 0)
+			continue;
 		if (loop_add(routes[i].lfd, POLLIN, listener_ready, &routes[i],
 		    &routes[i].lslot) == -1) {
 			diag_err("tproxy: out of memory");
@@ -364,6 +370,7 @@ main(int argc, char **argv)
 	struct passwd *pw;
 	unsigned long turn;
 	uint64_t nconn, nbytes[2];
+	int done;
 
 	setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
 	options_parse(argc, argv);
@@ -387,8 +394,9 @@ main(int argc, char **argv)
 	routes_announce();
 	out_on_drain(conn_update_all);
 	out_flush();
+	stdio_start();
 
-	for (turn = 1; !quit_sig; turn++) {
+	for (turn = 1; !quit_sig && !stdio_done(); turn++) {
 		if (loop_run_once(&waitmask) == -1 && errno != EINTR) {
 			diag_err("tproxy: poll: %s", strerror(errno));
 			break;
@@ -398,8 +406,11 @@ main(int argc, char **argv)
 		if (turn % 64 == 0)
 			signals_take();
 	}
-	conn_close_all(quit_sig ? "shutdown" : "poll failed");
+	done = stdio_done();
+	conn_close_all(quit_sig ? "shutdown" : done ? "closed" : "poll failed");
 	conn_reap();
+	exec_end();
+	stdio_end();
 	out_close(200);
 	conn_stats(&nconn, nbytes);
 	if (quit_sig)
@@ -411,5 +422,5 @@ main(int argc, char **argv)
 	routes_free();
 	tls_cleanup();
 	loop_free();
-	return quit_sig ? 0 : 1;
+	return quit_sig || done ? 0 : 1;
 }
