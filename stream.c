@@ -129,8 +129,14 @@ side_can_read(struct stream *st, struct side *s)
 	if (conn_observes(c) && out_blocked())
 		return 0;	/* stdout's reader is behind: wait for it */
 	dst = dst_side(st, d);
+	/*
+	 * Bytes queued back toward s count only when filters may answer:
+	 * else a peer that stops reading while its own writes wait (an echo
+	 * server, exec:cat) and we would wait for each other.
+	 */
 	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0 &&
-	    buf_pending(&s->out) < OUT_HIGH && conn_held(c, d) < OUT_HIGH;
+	    (!conn_filtered(c) || buf_pending(&s->out) < OUT_HIGH) &&
+	    conn_held(c, d) < OUT_HIGH;
 }
 
 static void
