@@ -17,8 +17,9 @@ _tproxy_fb_opts='--help --version --quiet --verbose --json
 	--idle-timeout=SECS --max-conns=N --udp-timeout=SECS --user=NAME
 	--print-rules --ca-cert=FILE --ca-key=FILE'
 _tproxy_fb_listen='tcp-listen:[HOST:]PORT udp-listen:[HOST:]PORT
-	tcp-tproxy:[HOST:]PORT udp-tproxy:[HOST:]PORT unix-listen:PATH'
-_tproxy_fb_target='tcp:HOST:PORT udp:HOST:PORT unix:PATH orig[:HOST] echo'
+	tcp-tproxy:[HOST:]PORT udp-tproxy:[HOST:]PORT unix-listen:PATH stdio'
+_tproxy_fb_target='tcp:HOST:PORT udp:HOST:PORT unix:PATH orig[:HOST] echo
+	exec:COMMAND'
 _tproxy_fb_addropts='reuseaddr backlog=N ipv6only=0|1 bind=HOST[:PORT] spoof
 	port-map=FROM:TO[;FROM:TO] tls cert=FILE key=FILE passthrough=REGEX
 	keylog=FILE verify=0|1 proxy-protocol proxy-from=CIDR[;CIDR]
