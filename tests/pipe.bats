@@ -75,6 +75,7 @@ zombies() {
 	start_redis
 	run --separate-stderr -0 bash -c "printf 'PING\r\nPING\r\n' | timeout 60 '$TPROXY' --json - tcp:127.0.0.1:$RPORT log"
 	[ "$output" = "$(printf '+PONG\r\n+PONG\r')" ]
+	# shellcheck disable=SC2154 # set by run --separate-stderr
 	matches '"event":"close"' "$stderr"
 	matches '"event":"data"' "$stderr"
 }
@@ -196,7 +197,7 @@ zombies() {
 		group_alive "$pg" || break
 		sleep 0.05
 	done
-	! group_alive "$pg"
+	run ! group_alive "$pg"
 	[ -z "$(zombies "$TP_PID")" ]
 }
 
@@ -217,5 +218,5 @@ zombies() {
 		group_alive "$pg" || break
 		sleep 0.05
 	done
-	! group_alive "$pg"
+	run ! group_alive "$pg"
 }
