@@ -141,7 +141,7 @@ stdout_finish(void)
 
 /* ------------------------------------------------------------ the pump */
 
-/* Reads into p->buf when empty.  Returns 0, or -1 when from is done. */
+/* Reads into p->buf when it is empty; an end or an error ends from. */
 static void
 pump_read(struct pump *p)
 {
