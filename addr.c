@@ -6,8 +6,11 @@
  *   udp-l:[HOST:]PORT | unix-listen:PATH | unix-l:PATH |
  *   tcp-tproxy:[HOST:]PORT | udp-tproxy:[HOST:]PORT |
  *   socks5-listen:[HOST:]PORT | http-listen:[HOST:]PORT  (listen side)
- *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo | orig[:HOST]
- *                                                          (target side)
+ *   stdio | -                                           (listen side)
+ *   tcp:HOST:PORT | udp:HOST:PORT | unix:PATH | echo | orig[:HOST] |
+ *   exec:COMMAND                                          (target side)
+ *   stdio takes no options; everything after "exec:" is the command, so
+ *   it may hold commas and colons.
  *   HOST  = name | IPv4 literal | "[" IPv6 literal "]"
  *   OPTION = reuseaddr[=0|1] | reuseport[=0|1] | backlog=N | ipv6only=0|1 |
  *            bind=HOST[:PORT] | spoof | port-map=FROM:TO[;FROM:TO]... |
@@ -24,6 +27,7 @@
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -34,10 +38,10 @@
 
 #define LISTEN_HELP	"tcp-listen:[HOST:]PORT, udp-listen:[HOST:]PORT, " \
 			"tcp-tproxy:[HOST:]PORT, udp-tproxy:[HOST:]PORT, " \
-			"socks5-listen:[HOST:]PORT, http-listen:[HOST:]PORT " \
-			"or unix-listen:PATH"
-#define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, orig[:HOST] " \
-			"or echo"
+			"socks5-listen:[HOST:]PORT, http-listen:[HOST:]PORT, " \
+			"unix-listen:PATH or stdio"
+#define TARGET_HELP	"tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, orig[:HOST], " \
+			"exec:COMMAND or echo"
 
 struct type_name {
 	const char	*name;
@@ -75,7 +79,8 @@ int
 addr_is_listen(enum addr_type t)
 {
 	return t == A_TCP_LISTEN || t == A_UNIX_LISTEN || t == A_UDP_LISTEN ||
-	    t == A_TCP_TPROXY || t == A_UDP_TPROXY || addr_is_explicit(t);
+	    t == A_TCP_TPROXY || t == A_UDP_TPROXY || t == A_STDIO ||
+	    addr_is_explicit(t);
 }
 
 int
@@ -117,6 +122,10 @@ addr_type_name(enum addr_type t)
 		return "unix";
 	case A_ECHO:
 		return "echo";
+	case A_STDIO:
+		return "stdio";
+	case A_EXEC:
+		return "exec";
 	default:
 		return "?";
 	}
@@ -545,6 +554,55 @@ badval:
 }
 
 /*
+ * The pipeline addresses, which do not follow TYPE:PARAMS,OPTIONS: stdio
+ * (or "-") and exec:COMMAND, whose command is the rest of the spec.
+ * Returns 1 when spec is one of them (a filled in), 0 when it is not, -1
+ * on an error (err).
+ */
+static int
+pipe_addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
+    size_t errlen)
+{
+	size_t n = strcspn(spec, ":,");
+
+	if (strcmp(spec, "-") == 0 || (n == 5 &&
+	    strncasecmp(spec, "stdio", 5) == 0)) {
+		if (spec[n] != '\0') {
+			snprintf(err, errlen, "stdio takes no parameters or "
+			    "options");
+			return -1;
+		}
+		if (!listen_side) {
+			snprintf(err, errlen, "stdio is a listen address (it "
+			    "comes first in a route)");
+			return -1;
+		}
+		a->type = A_STDIO;
+		strcpy(a->path, "-");
+		return 1;
+	}
+	if (n != 4 || strncasecmp(spec, "exec", 4) != 0)
+		return 0;
+	if (listen_side) {
+		snprintf(err, errlen, "exec is a target address (expected "
+		    "%s)", LISTEN_HELP);
+		return -1;
+	}
+	if (spec[n] != ':' || spec[n + 1 + strspn(spec + n + 1, " \t")] ==
+	    '\0') {
+		snprintf(err, errlen, "expected exec:COMMAND (a command "
+		    "for /bin/sh -c)");
+		return -1;
+	}
+	if ((a->cmd = strdup(spec + n + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	a->type = A_EXEC;
+	return 1;
+}
+
+/*
  * Parses spec into a.  listen_side says which kind of address is expected.
  * Returns 0, or -1 with a message (without the spec itself) in err.
  */
@@ -565,6 +623,8 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 		return -1;
 	}
 	strcpy(buf, spec);
+	if (pipe_addr_parse(buf, listen_side, a, err, errlen) != 0)
+		return a->type == A_NONE ? -1 : 0;
 
 	/* options start at the first comma outside brackets */
 	opts = NULL;
@@ -721,6 +781,8 @@ addr_free(struct addr *a)
 {
 	re_free(a->passthrough);
 	a->passthrough = NULL;
+	free(a->cmd);
+	a->cmd = NULL;
 }
 
 /* "tcp 127.0.0.1:8080", "tcp [::1]:80", "unix /path", "echo". */
@@ -742,6 +804,9 @@ addr_target_str(const struct addr *a, char *buf, size_t len)
 		break;
 	case A_ECHO:
 		snprintf(buf, len, "echo");
+		break;
+	case A_EXEC:
+		snprintf(buf, len, "exec %s", a->cmd);
 		break;
 	case A_ORIG:
 		snprintf(buf, len, "orig%s%s%s", a->host[0] ? " " : "",

@@ -22,6 +22,8 @@ enum addr_type {
 	A_ORIG,				/* target: the original destination */
 	A_SOCKS5_LISTEN,		/* listen: an explicit SOCKS5 proxy */
 	A_HTTP_LISTEN,			/* listen: an explicit HTTP proxy */
+	A_STDIO,			/* listen: standard input and output */
+	A_EXEC,				/* target: a command per connection */
 };
 
 #define MAX_PORTMAP	16
@@ -59,6 +61,7 @@ struct addr {
 	struct cidr	 proxy_from[MAX_PROXY_FROM]; /* none: loopback only */
 	int		 nproxy_from;
 	char		 auth[512];	/* socks5-listen: USER:PASS */
+	char		*cmd;		/* exec: the command (allocated) */
 };
 
 int	 addr_parse(const char *spec, int listen_side, struct addr *a,

@@ -17,6 +17,7 @@
 #include "chain.h"
 #include "conn.h"
 #include "event.h"
+#include "exec.h"
 #include "loop.h"
 #include "net.h"
 #include "opts.h"
@@ -229,6 +230,7 @@ conn_close(struct conn *c, const char *reason, int reset)
 	chain_close(c->chain);
 	c->tp->close(c, c->tparg, reset);
 	c->why = NULL;
+	exec_conn_closed(c);
 	timer_stop(&c->idle);
 	timer_stop(&c->wait);
 	if (c->prev)
@@ -469,8 +471,11 @@ conn_connect(struct conn *c)
 		pre = &to;
 	} else if (t == &c->route->target && c->route->tresolved)
 		pre = &c->route->tname;
-	fd = net_connect(t, c->tp->sock_type, pre, t->spoof ? &c->f.client :
-	    NULL, &c->f.server, err, sizeof(err));
+	if (t->type == A_EXEC)
+		fd = exec_spawn(c, t->cmd, err, sizeof(err));
+	else
+		fd = net_connect(t, c->tp->sock_type, pre, t->spoof ?
+		    &c->f.client : NULL, &c->f.server, err, sizeof(err));
 	if (fd == -1) {
 		conn_fail(c, err);
 		return;

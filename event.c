@@ -40,13 +40,16 @@ ev_listen(const struct route *r)
 
 	sockname_str(&r->lname, l, sizeof(l));
 	addr_target_str(&r->target, t, sizeof(t));
-	diag("tproxy: listening on %s %s -> %s",
-	    addr_type_name(r->listen.type), l, t);
+	if (r->listen.type == A_STDIO)
+		diag("tproxy: relaying stdio -> %s", t);
+	else
+		diag("tproxy: listening on %s %s -> %s",
+		    addr_type_name(r->listen.type), l, t);
 	if (!opt.json)
 		return;
 	json_head("listen", NULL, r->id);
 	out_printf(",\"proto\":\"%s\"", addr_type_name(r->listen.type));
-	if (r->listen.type == A_UNIX_LISTEN) {
+	if (r->listen.type == A_UNIX_LISTEN || r->listen.type == A_STDIO) {
 		out_printf(",\"path\":");
 		out_json_str(r->listen.path, strlen(r->listen.path));
 	} else {

@@ -22,6 +22,7 @@
 #include "opts.h"
 #include "out.h"
 
+static int	ofileno = STDOUT_FILENO;	/* stderr with stdio */
 static int	out_broken;	/* stdout's reader went away */
 static int	color = -1;
 
@@ -49,7 +50,7 @@ int
 out_color(void)
 {
 	if (color < 0)
-		color = !opt.json && isatty(STDOUT_FILENO) &&
+		color = !opt.json && isatty(ofileno) &&
 		    (getenv("NO_COLOR") == NULL || *getenv("NO_COLOR") == '\0');
 	return color;
 }
@@ -82,11 +83,12 @@ static void kinds_flush(void);
 static void
 out_open(void)
 {
+	char path[32];
 	struct stat st;
 	int fl;
 
-	ofd = STDOUT_FILENO;
-	if (fstat(STDOUT_FILENO, &st) == -1)
+	ofd = ofileno;
+	if (fstat(ofileno, &st) == -1)
 		return;
 	if (S_ISSOCK(st.st_mode)) {
 		osock = 1;
@@ -94,14 +96,22 @@ out_open(void)
 	}
 	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
 		return;
-	fl = fcntl(STDOUT_FILENO, F_GETFL);
-	ofd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC |
+	fl = fcntl(ofileno, F_GETFL);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ofileno);
+	ofd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC |
 	    O_NOCTTY | (fl != -1 ? fl & O_APPEND : 0));
 	if (ofd == -1) {	/* no /proc: our own flag on the shared one */
-		ofd = STDOUT_FILENO;
+		ofd = ofileno;
 		if (fl != -1 && S_ISFIFO(st.st_mode))
 			(void)fcntl(ofd, F_SETFL, fl | O_NONBLOCK);
 	}
+}
+
+/* Observations go to standard error: standard output carries data. */
+void
+out_to_stderr(void)
+{
+	ofileno = STDERR_FILENO;
 }
 
 void
@@ -367,7 +377,7 @@ out_close(int wait_ms)
 	if (oslot >= 0)
 		loop_del(&oslot);
 	buf_free(&obuf);
-	if (ofd > STDOUT_FILENO)
+	if (ofd >= 0 && ofd != ofileno)
 		close(ofd);
 	ofd = -1;
 	out_broken = 1;

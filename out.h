@@ -26,6 +26,8 @@ int	 out_blocked(void);
 /* cb runs when out_blocked() turns 0 again. */
 void	 out_on_drain(void (*cb)(void));
 int	 out_color(void);
+/* From now on observations go to standard error (stdout carries data). */
+void	 out_to_stderr(void);
 void	 diag(const char *fmt, ...) PRINTF(1, 2);	/* stderr, not with -q */
 void	 diag_err(const char *fmt, ...) PRINTF(1, 2);	/* stderr, always */
 /* diag_err() for lines about one connection: one a second per kind. */

@@ -12,6 +12,7 @@
 #include "opts.h"
 #include "out.h"
 #include "route.h"
+#include "stdpipe.h"
 
 struct route	*routes;
 size_t		 nroutes;
@@ -153,5 +154,6 @@ routes_parse(int argc, char **argv)
 		start = i + 1;
 	}
 	routes_outputs();
+	stdio_routes_check();
 }
 

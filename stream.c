@@ -44,6 +44,14 @@
 
 #define IO_CHUNK		(64 * 1024)	/* one read from a socket */
 #define OUT_HIGH		(64 * 1024)	/* stop reading above this */
+/*
+ * Bytes queued toward a side stop reads from that side only above this:
+ * what is forwarded to it stays under OUT_HIGH plus a read or two, so only
+ * answers reach it.  At OUT_HIGH, a peer that stops reading while its own
+ * writes wait (an echo server, exec:cat) and the relay would wait for each
+ * other.
+ */
+#define BACK_HIGH		(4 * OUT_HIGH)
 #define CONNECT_TIMEOUT_MS	10000
 #define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
 #define PROXY_HEADER_MS		3000	/* a PROXY header, whole */
@@ -158,7 +166,7 @@ side_can_read(struct stream *st, struct side *s)
 		return 0;	/* stdout's reader is behind: wait for it */
 	dst = dst_side(st, d);
 	return buf_pending(&dst->out) < OUT_HIGH && dst->inpipe == 0 &&
-	    buf_pending(&s->out) < OUT_HIGH && conn_held(c, d) < OUT_HIGH;
+	    buf_pending(&s->out) < BACK_HIGH && conn_held(c, d) < OUT_HIGH;
 }
 
 static void
@@ -263,7 +271,7 @@ stream_room(struct conn *c, void *tp, enum dir d)
 
 	(void)c;
 	return buf_pending(&dst_side(st, d)->out) < OUT_HIGH &&
-	    buf_pending(&src_side(st, d)->out) < OUT_HIGH;
+	    buf_pending(&src_side(st, d)->out) < BACK_HIGH;
 }
 
 static void
@@ -311,6 +319,12 @@ check_done(struct stream *st)
 
 	if (!conn_open(st->c))
 		return;
+	/* a command's output ended and reached the client: it is over */
+	if (conn_target(st->c)->type == A_EXEC && SERVER(st)->rd_eof &&
+	    CLIENT(st)->wr_shut) {
+		conn_close(st->c, "command ended", 0);
+		return;
+	}
 	for (d = 0; d < (conn_flow(st->c)->echo ? 1 : 2); d++)
 		if (!src_side(st, d)->rd_eof || !dst_side(st, d)->wr_shut)
 			return;

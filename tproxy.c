@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exec.h"
+#include "stdpipe.h"
 #include "tproxy.h"
 
 static volatile sig_atomic_t	 quit_sig, stats_sig;
@@ -57,8 +59,9 @@ static const char usage_text[] =
 "\n"
 "LISTEN:  tcp-listen:[HOST:]PORT (tcp-l)   udp-listen:[HOST:]PORT (udp-l)\n"
 "         tcp-tproxy:[HOST:]PORT   udp-tproxy:[HOST:]PORT   unix-listen:PATH\n"
-"         socks5-listen:[HOST:]PORT   http-listen:[HOST:]PORT\n"
+"         socks5-listen:[HOST:]PORT   http-listen:[HOST:]PORT   stdio (-)\n"
 "TARGET:  tcp:HOST:PORT   udp:HOST:PORT   unix:PATH   orig[:HOST]   echo\n"
+"         exec:COMMAND\n"
 "Address options (after commas): reuseaddr, reuseport, backlog=N,\n"
 "         ipv6only=0|1, bind=HOST[:PORT], spoof, port-map=FROM:TO[;FROM:TO],\n"
 "         allow-loopback, tls, tls=auto, starttls, detect=MS, cert=FILE,\n"
@@ -202,6 +205,8 @@ routes_bind(void)
 	size_t i;
 
 	for (i = 0; i < nroutes; i++) {
+		if (routes[i].listen.type == A_STDIO)
+			continue;	/* stdio.c's, no socket */
 		routes[i].lfd = net_listen(&routes[i].listen,
 		    &routes[i].lname, err, sizeof(err));
 		if (routes[i].lfd == -1) {
@@ -210,6 +215,8 @@ routes_bind(void)
 		}
 	}
 	for (i = 0; i < nroutes; i++) {
+		if (routes[i].lfd < 0)
+			continue;
 		if (loop_add(routes[i].lfd, POLLIN, listener_ready, &routes[i],
 		    &routes[i].lslot) == -1) {
 			diag_err("tproxy: out of memory");
@@ -380,6 +387,7 @@ main(int argc, char **argv)
 	struct passwd *pw;
 	unsigned long turn;
 	uint64_t nconn, nbytes[2];
+	int done;
 
 	setvbuf(stdout, NULL, _IOFBF, 64 * 1024);
 	options_parse(argc, argv);
@@ -400,7 +408,8 @@ main(int argc, char **argv)
 	if (opt.control != NULL)
 		control_open(opt.control, pw ? pw->pw_uid : (uid_t)-1,
 		    pw ? pw->pw_gid : (gid_t)-1);
-	prompt_init();
+	if (!stdio_in_use())
+		prompt_init();	/* with stdio, standard input is data */
 	if (pw != NULL)
 		priv_drop(pw);
 	else
@@ -408,8 +417,9 @@ main(int argc, char **argv)
 	routes_announce();
 	out_on_drain(conn_update_all);
 	out_flush();
+	stdio_start();
 
-	for (turn = 1; !quit_sig; turn++) {
+	for (turn = 1; !quit_sig && !stdio_done(); turn++) {
 		if (loop_run_once(&waitmask) == -1 && errno != EINTR) {
 			diag_err("tproxy: poll: %s", strerror(errno));
 			break;
@@ -424,8 +434,11 @@ main(int argc, char **argv)
 		}
 	}
 	prompt_close();
-	conn_close_all(quit_sig ? "shutdown" : "poll failed");
+	done = stdio_done();
+	conn_close_all(quit_sig ? "shutdown" : done ? "closed" : "poll failed");
 	conn_reap();
+	exec_end();
+	stdio_end();
 	control_close();
 	held_free_all();
 	out_close(200);
@@ -439,5 +452,5 @@ main(int argc, char **argv)
 	routes_free();
 	tls_cleanup();
 	loop_free();
-	return quit_sig ? 0 : 1;
+	return quit_sig || done ? 0 : 1;
 }

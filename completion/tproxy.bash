@@ -18,8 +18,9 @@ _tproxy_fb_opts='--help --version --quiet --verbose --json
 	--print-rules --ca-cert=FILE --ca-key=FILE --control=PATH'
 _tproxy_fb_listen='tcp-listen:[HOST:]PORT udp-listen:[HOST:]PORT
 	tcp-tproxy:[HOST:]PORT udp-tproxy:[HOST:]PORT unix-listen:PATH
-	socks5-listen:[HOST:]PORT http-listen:[HOST:]PORT'
-_tproxy_fb_target='tcp:HOST:PORT udp:HOST:PORT unix:PATH orig[:HOST] echo'
+	socks5-listen:[HOST:]PORT http-listen:[HOST:]PORT stdio'
+_tproxy_fb_target='tcp:HOST:PORT udp:HOST:PORT unix:PATH orig[:HOST] echo
+	exec:COMMAND'
 _tproxy_fb_addropts='reuseaddr backlog=N ipv6only=0|1 bind=HOST[:PORT] spoof
 	port-map=FROM:TO[;FROM:TO] tls tls=auto starttls detect=MS cert=FILE
 	key=FILE passthrough=REGEX

@@ -15,7 +15,7 @@ bats:bats mandoc:mandoc shellcheck:shellcheck socat:socat nc:netcat-openbsd
 python3:python3 jq:jq curl:curl ss:iproute2 ip:iproute2 nft:nftables
 openssl:openssl dnsmasq:dnsmasq-base dig:dnsutils nginx:nginx-light
 haproxy:haproxy tshark:tshark xxd:xxd tmux:tmux
-microsocks:microsocks"
+microsocks:microsocks redis-server:redis-server"
 # pkg-config module -> Debian package
 need_libs="libpcre2-8:libpcre2-dev openssl:libssl-dev libcap:libcap-dev"
 # the Debian package's build and tests/package.bats

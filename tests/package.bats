@@ -155,7 +155,7 @@ unit() {
 	# with choices, a filter taking a file
 	"$TPROXY" --help | sed \
 		-e 's/^      --json /      --pid-file=FILE\n&/' \
-		-e 's/^TARGET:  /&exec:COMMAND   /' \
+		-e 's/^TARGET:  /&sctp:HOST:PORT   /' \
 		-e 's/verify=0|1\./verify=0|1, proxy-protocol=v1|v2./' \
 		-e 's/^FILTER:$/&\n         snoop:FILE[,snaplen=N]/' >"$T/help"
 	grep -q 'snoop:FILE' "$T/help"
@@ -166,8 +166,8 @@ unit() {
 	source "$TOP/completion/tproxy.bash"
 	comp "$T/bin/tproxy --pid"
 	[ "$REPLY_WORDS" = --pid-file= ]
-	comp "$T/bin/tproxy tcp-listen:80 ex"
-	[ "$REPLY_WORDS" = exec: ]
+	comp "$T/bin/tproxy tcp-listen:80 sc"
+	[ "$REPLY_WORDS" = sctp: ]
 	comp "$T/bin/tproxy tcp-listen:80 tcp:h:1,proxy-protocol="
 	[ "$REPLY_WORDS" = $'v1\nv2' ]
 	comp "$T/bin/tproxy tcp-listen:80 echo sn"
