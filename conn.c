@@ -230,7 +230,7 @@ conn_close(struct conn *c, const char *reason, int reset)
 	chain_close(c->chain);
 	c->tp->close(c, c->tparg, reset);
 	c->why = NULL;
-	exec_conn_closed(c);
+	exec_closed(c);
 	timer_stop(&c->idle);
 	timer_stop(&c->wait);
 	if (c->prev)
@@ -472,7 +472,7 @@ conn_connect(struct conn *c)
 	} else if (t == &c->route->target && c->route->tresolved)
 		pre = &c->route->tname;
 	if (t->type == A_EXEC)
-		fd = exec_spawn(c, t->cmd, err, sizeof(err));
+		fd = exec_spawn(c, c->f.id, t->cmd, err, sizeof(err));
 	else
 		fd = net_connect(t, c->tp->sock_type, pre, t->spoof ?
 		    &c->f.client : NULL, &c->f.server, err, sizeof(err));

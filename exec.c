@@ -21,12 +21,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "exec.h"
 #include "loop.h"
 #include "out.h"
@@ -36,7 +36,7 @@
 struct child {
 	pid_t		 pid;		/* also its process group */
 	uint64_t	 id;		/* the connection's, for the log */
-	struct conn	*c;		/* NULL once the connection ended */
+	const void	*owner;		/* its connection; NULL once ended */
 	int		 killed;	/* we sent SIGTERM */
 	struct child	*next;
 };
@@ -156,7 +156,8 @@ child_run(int fd, const char *cmd)
 }
 
 int
-exec_spawn(struct conn *c, const char *cmd, char *err, size_t len)
+exec_spawn(const void *owner, uint64_t id, const char *cmd, char *err,
+    size_t len)
 {
 	struct child *ch;
 	int sv[2];
@@ -190,21 +191,21 @@ exec_spawn(struct conn *c, const char *cmd, char *err, size_t len)
 	close(sv[1]);
 	(void)fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
 	ch->pid = pid;
-	ch->c = c;
-	ch->id = conn_flow(c)->id;
+	ch->owner = owner;
+	ch->id = id;
 	ch->next = children;
 	children = ch;
 	return sv[0];
 }
 
 void
-exec_conn_closed(struct conn *c)
+exec_closed(const void *owner)
 {
 	struct child *ch;
 
 	for (ch = children; ch != NULL; ch = ch->next)
-		if (ch->c == c) {
-			ch->c = NULL;
+		if (ch->owner == owner) {
+			ch->owner = NULL;
 			ch->killed = 1;
 			(void)kill(-ch->pid, SIGTERM);
 		}
