@@ -363,6 +363,37 @@ teardown() {
 		"#[0-9]+ c2s $(re "$CLIENT") > 203\.0\.113\.10:80 $MSGLEN bytes"
 }
 
+@test "tcp-tproxy with tls=auto intercepts a TLS client and relays a plain one on the same port" {
+	topo_up
+	ip -n "$NS_S" addr add 203.0.113.12/24 dev eth0
+	openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 2 \
+		-keyout "$T/ca.key" -out "$T/ca.pem" -subj /CN=tpx-auto-ca \
+		-addext basicConstraints=critical,CA:TRUE,pathlen:0 \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+	openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 2 \
+		-keyout "$T/up.key" -out "$T/up.pem" -subj /CN=up.test \
+		-addext subjectAltName=DNS:up.test 2>/dev/null
+	# a TLS server on port 80 (the port the gateway diverts), its own address
+	bg ip netns exec "$NS_S" openssl s_server -quiet -www \
+		-accept 203.0.113.12:80 -cert "$T/up.pem" -key "$T/up.key"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		ip netns exec "$NS_S" ss -ltn | grep -q '203\.0\.113\.12:80 ' && break
+		sleep 0.025
+	done
+	gw_tproxy --ca-cert="$T/ca.pem" --ca-key="$T/ca.key" \
+		tcp-tproxy:8080,tls=auto orig,verify=0 log
+	# a plain client: relayed as before
+	through_tcp 203.0.113.10:80 '203\.0\.113\.1:[0-9]+'
+	# a TLS client: the certificate it sees is forged by the tproxy CA
+	run timeout 20 ip netns exec "$NS_C" curl -sS -v --cacert "$T/ca.pem" \
+		--resolve up.test:80:203.0.113.12 -o /dev/null https://up.test:80/
+	echo "$output"
+	[ "$status" -eq 0 ]
+	contains "issuer: CN=tpx-auto-ca" "$output"
+	wait_for "$T/tproxy.out" "c2s .* > 203\.0\.113\.12:80 [0-9]+ bytes"
+}
+
 @test "with --json, the accept event's dst is the original destination" {
 	topo_up
 	gw_tproxy --json tcp-tproxy:8080 orig
