@@ -155,6 +155,9 @@ key() {
 	grep -qw icanon "$T/stty"
 	grep -qw echo "$T/stty"
 	tmux -L "$TM" kill-server
+	# a server of its own: a new session on the socket of one still
+	# shutting down fails ("server exited unexpectedly")
+	TM=$TM-2
 	rm -f "$T/status" "$T/stty" "$T/tproxy.err" "$T/tp.pid"
 	term_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT" inspect
 	bg python3 "$FC" 127.0.0.1 "$PORT" 't:20' 's:y' 'w:5'
