@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "ctlcmd.h"
+#include "parse.h"
 
 #define ID_MAX		((uint64_t)1 << 62)
 #define NUM_MAX		1000000
@@ -115,17 +116,6 @@ at_end(struct lex *l, char *err, size_t errlen)
 		return 0;
 	snprintf(err, errlen, "unexpected '%.*s' at the end", (int)(k > 32 ?
 	    32 : k), w);
-	return -1;
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
 	return -1;
 }
 

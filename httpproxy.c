@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "httpproxy.h"
+#include "parse.h"
 
 #define SIZE_LINE_MAX	4096		/* chunk-size and extensions */
 #define TRAILER_MAX	HTTP_HEAD_MAX
@@ -144,18 +145,6 @@ head_take(struct hp *h, const uint8_t *p, size_t n, hp_emit emit, void *arg,
 	h->headlen = 0;
 	body_start(h, &r);
 	return (ssize_t)(r.len - before);
-}
-
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
 }
 
 /* One byte of a chunk-size line; returns 0, or -1 (why). */
