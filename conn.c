@@ -263,6 +263,18 @@ conn_close_all(const char *reason)
 		conn_close(conns, reason, 0);
 }
 
+/* The addresses a flow keeps out of line (Unix paths). */
+static void
+flow_free(struct flow *f)
+{
+	flowaddr_free(&f->client);
+	flowaddr_free(&f->peer);
+	flowaddr_free(&f->local);
+	flowaddr_free(&f->dst);
+	flowaddr_free(&f->server);
+	flowaddr_free(&f->server_local);
+}
+
 void
 conn_reap(void)
 {
@@ -276,6 +288,7 @@ conn_reap(void)
 		tapset_put(c->set);
 		if (c->tp->free)
 			c->tp->free(c->tparg);
+		flow_free(&c->f);
 		free(c);
 	} while (graveyard);
 	/*
@@ -452,7 +465,7 @@ conn_connect(struct conn *c)
 {
 	const struct addr *t = conn_target(c);
 	const struct sockname *pre = NULL;
-	struct sockname to;
+	struct sockname to, dst, client, server, ours;
 	char err[ERRLEN];
 	int fd;
 
@@ -463,7 +476,7 @@ conn_connect(struct conn *c)
 		return;
 	}
 	if (t->type == A_ORIG) {
-		if (orig_target(&c->f.dst, c->tp->sock_type == SOCK_DGRAM, t,
+		if (orig_target(flowaddr_get(&c->f.dst, &dst), c->tp->sock_type == SOCK_DGRAM, t,
 		    &to, err, sizeof(err)) == -1) {
 			conn_fail(c, err);
 			return;
@@ -473,18 +486,23 @@ conn_connect(struct conn *c)
 		pre = &c->route->tname;
 	if (t->type == A_EXEC)
 		fd = exec_spawn(c, c->f.id, t->cmd, err, sizeof(err));
-	else
+	else {
+		server.len = 0;
 		fd = net_connect(t, c->tp->sock_type, pre, t->spoof ?
-		    &c->f.client : NULL, &c->f.server, err, sizeof(err));
+		    flowaddr_get(&c->f.client, &client) : NULL, &server, err,
+		    sizeof(err));
+		if (server.len > 0)
+			flowaddr_set(&c->f.server, &server);
+	}
 	if (fd == -1) {
 		conn_fail(c, err);
 		return;
 	}
 	/* a connect() binds the socket at once: our end is known now */
-	c->f.server_local.len = sizeof(c->f.server_local.ss);
-	if (getsockname(fd, (struct sockaddr *)&c->f.server_local.ss,
-	    &c->f.server_local.len) == -1)
-		c->f.server_local.len = 0;
+	ours.len = sizeof(ours.ss);
+	if (getsockname(fd, &ours.ss.sa, &ours.len) == -1)
+		ours.len = 0;
+	flowaddr_set(&c->f.server_local, &ours);
 	c->state = CS_CONNECTING;
 	switch (c->tp->connected(c, c->tparg, fd)) {
 	case -1:
@@ -508,9 +526,9 @@ conn_new(struct route *r, const struct sockname *peer,
 	c->f.route = r->id;
 	c->f.udp = tp->sock_type == SOCK_DGRAM;
 	c->f.start_ms = c->last_ms = now_ms();
-	c->f.client = *peer;
-	c->f.local = r->lname;
-	c->f.dst = dst ? *dst : r->lname;
+	flowaddr_set(&c->f.client, peer);
+	flowaddr_set(&c->f.local, &r->lname);
+	flowaddr_set(&c->f.dst, dst ? dst : &r->lname);
 	c->route = r;
 	c->tp = tp;
 	c->tparg = tparg;
@@ -535,17 +553,19 @@ void
 conn_set_ends(struct conn *c, const struct sockname *local,
     const struct sockname *dst)
 {
-	c->f.local = *local;
-	c->f.dst = *dst;
+	flowaddr_set(&c->f.local, local);
+	flowaddr_set(&c->f.dst, dst);
 }
 
 void
 conn_set_proxied(struct conn *c, const struct sockname *client,
     const struct sockname *dst)
 {
-	c->f.peer = c->f.client;
-	c->f.client = *client;
-	c->f.dst = *dst;
+	struct sockname was;
+
+	flowaddr_set(&c->f.peer, flowaddr_get(&c->f.client, &was));
+	flowaddr_set(&c->f.client, client);
+	flowaddr_set(&c->f.dst, dst);
 }
 
 void

@@ -138,9 +138,9 @@ conn_line(struct conn *c, void *arg)
 
 	rprintf(r, "{\"conn\":%llu,\"route\":%d", (unsigned long long)f->id,
 	    f->route);
-	sockname_str(&f->client, a, sizeof(a));
+	flowaddr_str(&f->client, a, sizeof(a));
 	rstr(r, "src", a);
-	sockname_str(f->server.len > 0 ? &f->server : &f->dst, a, sizeof(a));
+	flowaddr_str(f->server.len > 0 ? &f->server : &f->dst, a, sizeof(a));
 	rstr(r, "dst", a);
 	rstr(r, "sni", f->sni);
 	rstr(r, "state", conn_state(c));

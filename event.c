@@ -24,11 +24,11 @@ json_head(const char *event, const struct flow *f, int route)
 }
 
 static void
-json_addr(const char *key, const struct sockname *sn)
+json_addr(const char *key, const struct flowaddr *fa)
 {
 	char a[ADDRSTR];
 
-	sockname_str(sn, a, sizeof(a));
+	flowaddr_str(fa, a, sizeof(a));
 	out_printf(",\"%s\":", key);
 	out_json_str(a, strlen(a));
 }
@@ -69,12 +69,12 @@ ev_accept(const struct flow *f)
 	char a[ADDRSTR], b[ADDRSTR];
 
 	if (opt.verbose > 0) {
-		sockname_str(&f->client, a, sizeof(a));
-		sockname_str(&f->dst, b, sizeof(b));
+		flowaddr_str(&f->client, a, sizeof(a));
+		flowaddr_str(&f->dst, b, sizeof(b));
 		if (f->peer.len > 0) {
 			char p[ADDRSTR];
 
-			sockname_str(&f->peer, p, sizeof(p));
+			flowaddr_str(&f->peer, p, sizeof(p));
 			diag("tproxy: #%llu accept %s -> %s (PROXY header "
 			    "from %s)", (unsigned long long)f->id, a, b, p);
 		} else
@@ -101,8 +101,8 @@ ev_connect(const struct flow *f)
 	char a[ADDRSTR], b[ADDRSTR];
 
 	if (opt.verbose > 0) {
-		sockname_str(&f->server_local, a, sizeof(a));
-		sockname_str(&f->server, b, sizeof(b));
+		flowaddr_str(&f->server_local, a, sizeof(a));
+		flowaddr_str(&f->server, b, sizeof(b));
 		diag("tproxy: #%llu connect %s -> %s",
 		    (unsigned long long)f->id, a, b);
 	}
@@ -184,10 +184,10 @@ void
 flow_endpoints(const struct flow *f, enum dir d, char *from, char *to,
     size_t len)
 {
-	const struct sockname *cl = &f->client;
-	const struct sockname *sv = f->echo || f->server.len == 0 ?
+	const struct flowaddr *cl = &f->client;
+	const struct flowaddr *sv = f->echo || f->server.len == 0 ?
 	    &f->dst : &f->server;
 
-	sockname_str(d == C2S ? cl : sv, from, len);
-	sockname_str(d == C2S ? sv : cl, to, len);
+	flowaddr_str(d == C2S ? cl : sv, from, len);
+	flowaddr_str(d == C2S ? sv : cl, to, len);
 }

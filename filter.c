@@ -275,11 +275,13 @@ tap_free(struct tap *t)
 int
 tap_match(const struct tap *t, const struct flow *f)
 {
-	if (!cidr_match(&t->src, &f->client))
+	struct sockname sn;
+
+	if (!cidr_match(&t->src, flowaddr_get(&f->client, &sn)))
 		return 0;
-	if (!cidr_match(&t->dst, &f->dst))
+	if (!cidr_match(&t->dst, flowaddr_get(&f->dst, &sn)))
 		return 0;
-	if (t->dport >= 0 && sockname_port(&f->dst) != t->dport)
+	if (t->dport >= 0 && sockname_port(&sn) != t->dport)
 		return 0;
 	if (t->sni_re != NULL && (f->sni == NULL ||
 	    !re_search(t->sni_re, (const uint8_t *)f->sni, strlen(f->sni))))

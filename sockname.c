@@ -10,6 +10,8 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "sockname.h"
 
@@ -91,4 +93,76 @@ sockname_is_loopback(const struct sockname *sn)
 		return 1;
 	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
 	    s6->sin6_addr.s6_addr[12] == 127;
+}
+
+/* ------------------------------------------------------------ flowaddr */
+
+/*
+ * Keeps sn in fa.  A Unix path is copied out of line; if that copy cannot
+ * be made, the address is kept as an unnamed Unix socket ("unix").
+ */
+void
+flowaddr_set(struct flowaddr *fa, const struct sockname *sn)
+{
+	const size_t off = offsetof(struct sockaddr_un, sun_path);
+
+	flowaddr_free(fa);
+	if (sn->ss.ss_family == AF_UNIX) {
+		fa->ip.family = AF_UNIX;
+		fa->len = sn->len;
+		if (sn->len > off && sn->ss.un.sun_path[0])
+			fa->path = strndup(sn->ss.un.sun_path, sn->len - off);
+		if (fa->path == NULL)
+			fa->len = (socklen_t)off;
+		return;
+	}
+	if (sn->len > sizeof(fa->ip)) {		/* never for IP */
+		fa->len = 0;
+		return;
+	}
+	memcpy(&fa->ip, &sn->ss, sn->len);
+	fa->len = sn->len;
+}
+
+/* Returns sn, filled from fa. */
+const struct sockname *
+flowaddr_get(const struct flowaddr *fa, struct sockname *sn)
+{
+	const size_t off = offsetof(struct sockaddr_un, sun_path);
+	size_t n;
+
+	memset(sn, 0, sizeof(*sn));
+	if (fa->len == 0)
+		return sn;
+	if (fa->ip.family != AF_UNIX) {
+		memcpy(&sn->ss, &fa->ip, fa->len);
+		sn->len = fa->len;
+		return sn;
+	}
+	sn->ss.un.sun_family = AF_UNIX;
+	sn->len = (socklen_t)off;
+	if (fa->path != NULL) {
+		n = strlen(fa->path);
+		if (n > sizeof(sn->ss.un.sun_path))
+			n = sizeof(sn->ss.un.sun_path);
+		memcpy(sn->ss.un.sun_path, fa->path, n);
+		sn->len = (socklen_t)(off + n);
+	}
+	return sn;
+}
+
+void
+flowaddr_str(const struct flowaddr *fa, char *buf, size_t len)
+{
+	struct sockname sn;
+
+	sockname_str(flowaddr_get(fa, &sn), buf, len);
+}
+
+void
+flowaddr_free(struct flowaddr *fa)
+{
+	free(fa->path);
+	fa->path = NULL;
+	fa->len = 0;
 }

@@ -40,4 +40,28 @@ uint16_t sockname_port(const struct sockname *sn) __attribute__((nonnull));
 int	 sockname_is_loopback(const struct sockname *sn)
 	    __attribute__((nonnull));
 
+/*
+ * An address a connection keeps for its whole life, in 40 bytes rather than
+ * a sockname's 116: an IP address inline, a Unix path (rare, and up to 108
+ * bytes) out of line.  len 0: none.  flowaddr_get() gives it back as a
+ * sockname for the functions above.
+ */
+struct flowaddr {
+	union {
+		sa_family_t		 family;
+		struct sockaddr_in	 in4;
+		struct sockaddr_in6	 in6;
+	}			 ip;
+	socklen_t		 len;
+	char			*path;		/* AF_UNIX, NUL-terminated */
+};
+
+void	 flowaddr_set(struct flowaddr *fa, const struct sockname *sn)
+	    __attribute__((nonnull));
+const struct sockname *flowaddr_get(const struct flowaddr *fa,
+	    struct sockname *sn) __attribute__((nonnull));
+void	 flowaddr_str(const struct flowaddr *fa, char *buf, size_t len)
+	    __attribute__((nonnull));
+void	 flowaddr_free(struct flowaddr *fa) __attribute__((nonnull));
+
 #endif /* SOCKNAME_H */

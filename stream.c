@@ -279,12 +279,14 @@ stream_close(struct conn *c, void *tp, int reset)
 {
 	struct stream *st = tp;
 	uint8_t r[XP_REPLY_MAX];
+	struct sockname bnd;
 	size_t n;
 
 	if (st->xp_pending && CLIENT(st)->fd >= 0) {
 		/* the upstream was not reached: the proxy's failure reply */
-		n = xp_result(st->xp, conn_why(c), &conn_flow(c)->server_local,
-		    r, sizeof(r));
+		n = xp_result(st->xp, conn_why(c),
+		    flowaddr_get(&conn_flow(c)->server_local, &bnd), r,
+		    sizeof(r));
 		if (n > 0 && send(CLIENT(st)->fd, r, n, MSG_NOSIGNAL |
 		    MSG_DONTWAIT) == (ssize_t)n) {
 			shutdown(CLIENT(st)->fd, SHUT_WR);
@@ -354,7 +356,7 @@ can_splice(const struct stream *st, const struct side *s)
 	return !conn_filtered(st->c) && !conn_flow(st->c)->echo &&
 	    (st->hp == NULL || s->is_server) &&
 	    s->tls.ssl == NULL && !st->cl_tls && !st->up_tls &&
-	    !st->starttls && conn_flow(st->c)->client.ss.ss_family != AF_UNIX;
+	    !st->starttls && conn_flow(st->c)->client.ip.family != AF_UNIX;
 }
 
 /*
@@ -446,7 +448,9 @@ proxy_send(struct stream *st, int v)
 	const struct flow *f = conn_flow(st->c);
 	uint8_t hdr[PP_OUT_MAX];
 	char why[ERRLEN];
-	size_t n = pp_build(v, &f->client, &f->dst, hdr);
+	struct sockname src, dst;
+	size_t n = pp_build(v, flowaddr_get(&f->client, &src),
+	    flowaddr_get(&f->dst, &dst), hdr);
 	ssize_t w = send(SERVER(st)->fd, hdr, n, MSG_NOSIGNAL);
 
 	if (w == (ssize_t)n)
@@ -614,7 +618,7 @@ xp_dest(struct stream *st)
 		xp_refuse(st, why, 0);
 		return;
 	}
-	local = conn_flow(c)->local;
+	flowaddr_get(&conn_flow(c)->local, &local);
 	conn_set_ends(c, &local, &dst);
 	if (!host_is_literal(xp_host(st->xp)))
 		conn_set_host(c, xp_host(st->xp));
@@ -699,8 +703,9 @@ xp_reached(struct stream *st)
 	struct conn *c = st->c;
 	const struct route *r = conn_route(c);
 	uint8_t rep[XP_REPLY_MAX];
-	size_t n = xp_result(st->xp, NULL, &conn_flow(c)->server_local, rep,
-	    sizeof(rep));
+	struct sockname bnd;
+	size_t n = xp_result(st->xp, NULL,
+	    flowaddr_get(&conn_flow(c)->server_local, &bnd), rep, sizeof(rep));
 
 	st->xp_pending = 0;
 	if (xp_send(st, rep, n) == -1) {
@@ -815,7 +820,7 @@ connect_done(struct stream *st)
 	if (getsockopt(sv->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err != 0) {
-		sockname_str(&conn_flow(c)->server, a, sizeof(a));
+		flowaddr_str(&conn_flow(c)->server, a, sizeof(a));
 		snprintf(why, sizeof(why), "connect %s: %s", a, strerror(err));
 		conn_fail(c, why);
 		return;

@@ -39,13 +39,13 @@ struct flow {
 	int		 route;		/* route number, from 1 */
 	int		 udp;		/* datagrams: a chunk is one datagram */
 	int		 echo;		/* the target is echo */
-	struct sockname	 client;	/* the client's address */
-	struct sockname	 peer;		/* who sent a PROXY header naming
+	struct flowaddr	 client;	/* the client's address */
+	struct flowaddr	 peer;		/* who sent a PROXY header naming
 					   the client (len 0: none) */
-	struct sockname	 local;		/* our address the client reached */
-	struct sockname	 dst;		/* where the client meant to go */
-	struct sockname	 server;	/* the upstream, once connected */
-	struct sockname	 server_local;	/* our end toward the upstream */
+	struct flowaddr	 local;		/* our address the client reached */
+	struct flowaddr	 dst;		/* where the client meant to go */
+	struct flowaddr	 server;	/* the upstream, once connected */
+	struct flowaddr	 server_local;	/* our end toward the upstream */
 	const char	*sni;		/* from the ClientHello, or NULL */
 	const char	*host;		/* the name an explicit proxy's client
 					   asked for, or NULL */

@@ -260,15 +260,17 @@ tls_cleanup(void)
  */
 int
 tls_upstream_start(struct tls *s, const struct route *r, int fd,
-    const char *sni, const char *host, const struct sockname *peer,
+    const char *sni, const char *host, const struct flowaddr *peer,
     int verify, struct tlsinfo *ti, char *err, size_t errlen)
 {
 	const char *name = sni ? sni : host ? host : "";
 	SSL *ssl = SSL_new(r->cctx);
 	char ip[ADDRSTR];
+	struct sockname sn;
 
+	flowaddr_get(peer, &sn);
 	if (name[0] == '\0') {		/* orig: the original destination */
-		sockname_host(peer, ip, sizeof(ip));
+		sockname_host(&sn, ip, sizeof(ip));
 		name = ip;
 	}
 
@@ -289,7 +291,7 @@ tls_upstream_start(struct tls *s, const struct route *r, int fd,
 		    name) != 1)
 			goto fail;
 	}
-	upsess_attach(ssl, r->id, name, peer);
+	upsess_attach(ssl, r->id, name, &sn);
 	s->ssl = ssl;
 	s->hs = 1;
 	s->upstream = 1;

@@ -43,7 +43,7 @@ void	 tls_cleanup(void);
  * host, else the peer's address; the ALPN offer is the client's (ti).
  */
 int	 tls_upstream_start(struct tls *s, const struct route *r, int fd,
-	    const char *sni, const char *host, const struct sockname *peer,
+	    const char *sni, const char *host, const struct flowaddr *peer,
 	    int verify, struct tlsinfo *ti, char *err, size_t errlen)
 	    __attribute__((nonnull(1, 2, 6, 9)));
 /* TLS toward the client on fd, with the route's or a forged certificate. */

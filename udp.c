@@ -541,7 +541,7 @@ session_error(struct session *ss, int err)
 {
 	char why[ERRLEN], a[ADDRSTR];
 
-	sockname_str(&conn_flow(ss->c)->server, a, sizeof(a));
+	flowaddr_str(&conn_flow(ss->c)->server, a, sizeof(a));
 	if (err == ECONNREFUSED)
 		snprintf(why, sizeof(why), "upstream %s refused a datagram "
 		    "(ICMP port unreachable)", a);

@@ -327,8 +327,10 @@ mkdirs(const char *dir)
 
 /* An end for a file name: 127.0.0.1_41234, ::1_443, unix. */
 static void
-end_name(const struct sockname *sn, char *buf, size_t len)
+end_name(const struct flowaddr *fa, char *buf, size_t len)
 {
+	struct sockname name;
+	const struct sockname *sn = flowaddr_get(fa, &name);
 	char h[64], *s;
 
 	sockname_host(sn, h, sizeof(h));
@@ -551,8 +553,8 @@ pcap_open(const struct tap *t, struct tapctx *x)
 	else if (pout_open(pc->out, pc->out->path) == 0)
 		c->out = pc->out;
 	if (c->out != NULL)
-		c->w = pcapw_new((const struct sockaddr *)&f->client.ss,
-		    (const struct sockaddr *)&f->dst.ss, f->udp, f->id, emit,
+		c->w = pcapw_new((const struct sockaddr *)&f->client.ip,
+		    (const struct sockaddr *)&f->dst.ip, f->udp, f->id, emit,
 		    c->out);
 	if (c->w == NULL) {		/* not captured */
 		if (c->out != NULL && pc->dir != NULL) {

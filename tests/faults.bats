@@ -574,6 +574,7 @@ free_port() {
 	max=$(peak_rss "$TP_PID" "$pid")
 	wait "$pid"
 	[ "$(cat "$T/noread.out")" = sent=300 ]
+	echo "RSS $base -> $max KiB at the peak"
 	below 32768 "RSS growth (KiB; from $base)" $((max - base))
 	kill -0 "$TP_PID"
 }
@@ -593,6 +594,7 @@ time.sleep(2)' "$PORT" >"$T/noread.out"
 	max=$(peak_rss "$TP_PID" "$pid")
 	wait "$pid"
 	[ "$(cat "$T/noread.out")" = sent=300 ]
+	echo "RSS $base -> $max KiB at the peak"
 	below 32768 "RSS growth (KiB; from $base)" $((max - base))
 	kill -0 "$TP_PID"
 }
@@ -620,6 +622,7 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 time.sleep(3)' "$PORT"
 	pid=$BG_PID
 	max=$(peak_rss "$TP_PID" "$pid")
+	echo "RSS $base -> $max KiB at the peak"
 	below 32768 "RSS growth (KiB; from $base)" $((max - base))
 	kill -0 "$TP_PID"
 }

@@ -3,7 +3,8 @@
 # socat and haproxy, and of its TLS interception against sslsplit.
 # See tests/bench/README.md.
 #
-#   tests/bench/run.sh [bulk] [rr] [connrate] [conc] [idlerr] [udp] [tls]   (default: all)
+#   tests/bench/run.sh [bulk] [rr] [connrate] [conc] [idlerr] [udp] [tls] [redis]
+#                                                                    (default: all)
 #
 # Markdown tables go to stdout, progress to stderr.  Knobs (environment):
 #   TPROXY=./tproxy      the binary (relative paths: from the repo top)
@@ -29,6 +30,8 @@
 #   TLS_SECS=2 TLS_THREADS=4 TLS_BULK_SECS=2   tls: handshake loop, bulk window
 #   CONC_C=5000 CONC_MAX=(fd hard limit - 200) / 2, at most 10000 (0: skip that row)
 #   UDP_RR_N=10000 UDP_BURST_N=100000
+#   REDIS_N=200000       redis: requests per redis-benchmark run (50 clients, SET and
+#                        GET, once with -P 1 and once with -P 16) against redis-server
 #   IDLE_N=CONC_MAX      idlerr: idle connections held open during the second rr
 #   RR_CPU=0             pin client, proxy and server to this CPU for rr and udp-rr
 #                        (RR_CPU= : do not pin)
@@ -60,6 +63,7 @@ RR_N=${RR_N:-10000}
 CONC_C=${CONC_C:-5000}
 UDP_RR_N=${UDP_RR_N:-10000}
 UDP_BURST_N=${UDP_BURST_N:-100000}
+REDIS_N=${REDIS_N:-200000}
 TLS_SECS=${TLS_SECS:-2}
 TLS_THREADS=${TLS_THREADS:-4}
 TLS_BULK_SECS=${TLS_BULK_SECS:-2}
@@ -69,7 +73,7 @@ QUIET_PCT=${QUIET_PCT:-15}
 QUIET_WAIT=${QUIET_WAIT:-0}
 PCAP_DIR=${PCAP_DIR:-/dev/shm}
 
-ALL_SCENARIOS="bulk rr connrate conc idlerr udp tls"
+ALL_SCENARIOS="bulk rr connrate conc idlerr udp tls redis"
 # tproxy-delay0 / tproxy-throttle: tproxy with an idle filter appended to the route
 # (TCP only); tproxy-pcap: with pcap:FILE (a file on tmpfs); tproxy-before: the
 # TPROXY_BEFORE binary
@@ -1001,6 +1005,77 @@ sc_udp() {
     done
     unavailable_rows "$UDP_PROXIES" 11
     print_notes udp
+}
+
+# ------------------------------------------------------------ redis
+# a real client and server: redis-benchmark's 50 clients through each proxy
+# to one redis-server (no persistence), SET and GET, unpipelined and -P 16
+REDIS_PROXIES="direct tproxy tproxy-before socat haproxy haproxy-splice"
+RPORT=
+redis_start() {
+    [ -z "$RPORT" ] || return 0
+    local pid
+    pick_port
+    redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --protected-mode no >"$tmp/redis.log" 2>&1 &
+    pid=$!
+    track "$pid"
+    wait_listen tcp "$PORT" "$pid" || return 1
+    RPORT=$PORT
+}
+
+sc_redis() {
+    local rep p pl t v d h
+    if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        printf '\n## redis: not run: redis-server or redis-benchmark missing (Debian: redis-server, redis-tools)\n'
+        return 0
+    fi
+    if ! redis_start; then
+        printf '\n## redis: not run: redis-server did not start: %s\n' "$(tail -n 1 "$tmp/redis.log")"
+        return 0
+    fi
+    active "$REDIS_PROXIES"
+    for ((rep = 0; rep < REPS; rep++)); do
+        order "$rep" "$ACTIVE"
+        quiet_check redis "$rep"
+        for p in $ORDER; do
+            log "redis: rep $((rep + 1))/$REPS $p"
+            start_for redis "$p" tcp "$RPORT" || continue
+            for pl in 1 16; do
+                run_client "$tmp/redis.out" 300 redis-benchmark -h 127.0.0.1 -p "$PROXY_PORT" \
+                    -c 50 -n "$REDIS_N" -P "$pl" -t set,get --csv
+                # "SET","123456.79",...: requests/s per test
+                for t in SET GET; do
+                    v=$(sed -n "s/^\"$t\",\"\([0-9.]*\)\".*/\1/p" "$tmp/redis.out")
+                    if [ -n "$v" ]; then add "redis|$p|$t$pl" "$v"
+                    else note redis "$p rep $((rep + 1)) -P $pl: no $t result ($(tail -n 1 "$tmp/redis.out"))"; fi
+                done
+            done
+            proxy_died && note redis "$p: proxy died during the run"
+            stop_proxy
+        done
+    done
+    active "$REDIS_PROXIES"
+    printf '\n## redis: redis-benchmark, 50 clients, %s requests per test, to redis-server (requests/s; median of %s)\n\n' \
+        "$REDIS_N" "$REPS"
+    printf '| proxy | SET | GET | SET -P 16 | GET -P 16 | GET x direct | GET -P 16 x direct |\n'
+    printf '|---|---:|---:|---:|---:|---:|---:|\n'
+    d=$(med "redis|direct|GET1") h=$(med "redis|direct|GET16")
+    for p in $ACTIVE; do
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.0f "$(med "redis|$p|SET1")")" \
+            "$(fmt %.0f "$(med "redis|$p|GET1")")" "$(fmt %.0f "$(med "redis|$p|SET16")")" \
+            "$(fmt %.0f "$(med "redis|$p|GET16")")" "$(ratio "$(med "redis|$p|GET1")" "$d")" \
+            "$(ratio "$(med "redis|$p|GET16")" "$h")"
+    done
+    unavailable_rows "$REDIS_PROXIES" 7
+    for pl in 1 16; do
+        for t in SET GET; do
+            v=$(med "redis|tproxy|$t$pl") h=$(med "redis|haproxy|$t$pl")
+            [ "$v" = - ] || [ "$h" = - ] || printf '\ntproxy / haproxy, %s -P %s: %s' "$t" "$pl" "$(ratio "$v" "$h")"
+        done
+    done
+    printf '\n'
+    print_notes redis
 }
 
 # ------------------------------------------------------------ tls
