@@ -498,11 +498,18 @@ conn_connect(struct conn *c)
 		conn_fail(c, err);
 		return;
 	}
-	/* a connect() binds the socket at once: our end is known now */
-	ours.len = sizeof(ours.ss);
-	if (getsockname(fd, &ours.ss.sa, &ours.len) == -1)
-		ours.len = 0;
-	flowaddr_set(&c->f.server_local, &ours);
+	/*
+	 * A connect() binds the socket at once: our end is known now.  Only
+	 * the connect event (-v, --json) and an explicit proxy's reply name
+	 * it, so no other connection pays the getsockname().
+	 */
+	if (opt.verbose > 0 || opt.json ||
+	    addr_is_explicit(c->route->listen.type)) {
+		ours.len = sizeof(ours.ss);
+		if (getsockname(fd, &ours.ss.sa, &ours.len) == -1)
+			ours.len = 0;
+		flowaddr_set(&c->f.server_local, &ours);
+	}
 	c->state = CS_CONNECTING;
 	switch (c->tp->connected(c, c->tparg, fd)) {
 	case -1:

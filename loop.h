@@ -26,6 +26,12 @@ int	 loop_add(int fd, short events, io_cb cb, void *arg, int *slotp)
 	    __attribute__((warn_unused_result));
 void	 loop_set(int slot, short events);
 void	 loop_del(int *slotp) __attribute__((nonnull));
+/*
+ * loop_del() for a descriptor the caller closes next, opened close-on-exec
+ * and never shared: the close takes it out of epoll's set, so this costs no
+ * system call.
+ */
+void	 loop_del_closing(int *slotp) __attribute__((nonnull));
 void	 timer_arm(struct timer *t, uint64_t ms_from_now)
 	    __attribute__((nonnull));
 void	 timer_stop(struct timer *t) __attribute__((nonnull));

@@ -161,8 +161,8 @@ loop_set(int slot, short events)
 	(void)sync_set(h, slot);
 }
 
-void
-loop_del(int *slotp)
+static void
+del(int *slotp, int closing)
 {
 	int slot = *slotp;
 	struct handler *h;
@@ -172,6 +172,8 @@ loop_del(int *slotp)
 		return;
 	h = &hands[slot];
 	h->want = 0;
+	if (closing)
+		h->in_set = 0;		/* close() takes it out of the set */
 	(void)sync_set(h, slot);
 	if (h->always)
 		nalways--;
@@ -179,6 +181,18 @@ loop_del(int *slotp)
 	h->cb = NULL;
 	h->gen++;			/* its pending events are stale now */
 	freeslots[nfree++] = slot;
+}
+
+void
+loop_del(int *slotp)
+{
+	del(slotp, 0);
+}
+
+void
+loop_del_closing(int *slotp)
+{
+	del(slotp, 1);
 }
 
 /* Dispatches the descriptors epoll cannot watch (always ready). */

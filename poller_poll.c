@@ -90,6 +90,13 @@ loop_del(int *slotp)
 	*slotp = -1;
 }
 
+/* poll() keeps no set in the kernel: the same as loop_del(). */
+void
+loop_del_closing(int *slotp)
+{
+	loop_del(slotp);
+}
+
 static void
 loop_compact(void)
 {

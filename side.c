@@ -205,7 +205,7 @@ side_close(struct side *s, int reset)
 
 	tls_free(&s->tls);
 	if (s->fd >= 0) {
-		loop_del(&s->slot);
+		loop_del_closing(&s->slot);
 		if (reset)
 			(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg,
 			    sizeof(lg));

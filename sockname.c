@@ -95,6 +95,16 @@ sockname_is_loopback(const struct sockname *sn)
 	    s6->sin6_addr.s6_addr[12] == 127;
 }
 
+int
+sockname_is_any(const struct sockname *sn)
+{
+	if (sn->ss.ss_family == AF_INET)
+		return sn->ss.in4.sin_addr.s_addr == htonl(INADDR_ANY);
+	if (sn->ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&sn->ss.in6.sin6_addr);
+	return 0;
+}
+
 /* ------------------------------------------------------------ flowaddr */
 
 /*

@@ -39,6 +39,8 @@ uint16_t sockname_port(const struct sockname *sn) __attribute__((nonnull));
 /* 1 for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104; else 0. */
 int	 sockname_is_loopback(const struct sockname *sn)
 	    __attribute__((nonnull));
+/* 1 for the wildcard addresses 0.0.0.0 and ::; else 0. */
+int	 sockname_is_any(const struct sockname *sn) __attribute__((nonnull));
 
 /*
  * An address a connection keeps for its whole life, in 40 bytes rather than

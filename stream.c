@@ -808,8 +808,12 @@ upstream_go(struct stream *st)
 	conn_opened(c);
 }
 
+/*
+ * The upstream's connect ended (revents from the loop): writable without an
+ * error or hang-up is a success, so only a failure costs a getsockopt().
+ */
 static void
-connect_done(struct stream *st)
+connect_done(struct stream *st, int revents)
 {
 	struct conn *c = st->c;
 	struct side *sv = SERVER(st);
@@ -817,7 +821,8 @@ connect_done(struct stream *st)
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(sv->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+	if (((revents & (POLLERR | POLLHUP)) || !(revents & POLLOUT)) &&
+	    getsockopt(sv->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err != 0) {
 		flowaddr_str(&conn_flow(c)->server, a, sizeof(a));
@@ -1026,7 +1031,7 @@ side_io(void *arg, int revents)
 		else if (s->tls.ssl != NULL)
 			upstream_handshake(st);
 		else
-			connect_done(st);
+			connect_done(st, revents);
 	} else {
 		if ((revents & (POLLOUT | POLLERR | POLLHUP)) &&
 		    (side_pending(s) > 0 || (s->want_shut && !s->wr_shut)))
@@ -1429,8 +1434,13 @@ stream_accept(struct route *r, int fd, const struct sockname *peer)
 	st->timer.cb = timer_fired;
 	st->timer.arg = st;
 	CLIENT(st)->fd = fd;
+	/*
+	 * Our end is the listener's address, unless it listens on a wildcard
+	 * or transparently: then only the accepted socket knows.
+	 */
 	local.len = sizeof(local.ss);
 	if (r->listen.type == A_UNIX_LISTEN ||
+	    (r->listen.type != A_TCP_TPROXY && !sockname_is_any(&r->lname)) ||
 	    getsockname(fd, (struct sockaddr *)&local.ss, &local.len) == -1)
 		local = r->lname;
 	dst = local;
