@@ -146,7 +146,7 @@ build/fuzz/%: tests/fuzz/%.c $(FOBJ) $(HDR)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(FOBJ) $(PKG_LIBS)
 
-bench: tproxy
+bench: deps tproxy
 	bash tests/bench/run.sh
 
 # 10,000 connections held a minute, then a GiB each way through plain, log

@@ -21,6 +21,8 @@ need_libs="libpcre2-8:libpcre2-dev openssl:libssl-dev libcap:libcap-dev"
 # the Debian package's build and tests/package.bats
 need_cmds="$need_cmds dpkg-buildpackage:dpkg-dev dh:debhelper lintian:lintian
 man:man-db systemd-analyze:systemd"
+# make bench's peers that the tests do not use (socat and haproxy they do)
+need_cmds="$need_cmds sslsplit:sslsplit redis-benchmark:redis-tools"
 
 missing=""
 for pair in $need_cmds; do
