@@ -484,8 +484,10 @@ conn_connect(struct conn *c)
 		pre = &to;
 	} else if (t == &c->route->target && c->route->tresolved)
 		pre = &c->route->tname;
-	if (t->type == A_EXEC)
+	if (t->type == A_EXEC) {
+		c->f.exec = t->cmd;
 		fd = exec_spawn(c, c->f.id, t->cmd, err, sizeof(err));
+	}
 	else {
 		server.len = 0;
 		fd = net_connect(t, c->tp->sock_type, pre, t->spoof ?
@@ -503,8 +505,8 @@ conn_connect(struct conn *c)
 	 * the connect event (-v, --json) and an explicit proxy's reply name
 	 * it, so no other connection pays the getsockname().
 	 */
-	if (opt.verbose > 0 || opt.json ||
-	    addr_is_explicit(c->route->listen.type)) {
+	if (t->type != A_EXEC && (opt.verbose > 0 || opt.json ||
+	    addr_is_explicit(c->route->listen.type))) {
 		ours.len = sizeof(ours.ss);
 		if (getsockname(fd, &ours.ss.sa, &ours.len) == -1)
 			ours.len = 0;

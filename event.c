@@ -95,11 +95,30 @@ ev_accept(const struct flow *f)
 	out_printf("}\n");
 }
 
+/* The connect event of an exec: target names its command. */
+static void
+ev_connect_exec(const struct flow *f)
+{
+	if (opt.verbose > 0)
+		diag("tproxy: #%llu connect exec:%s",
+		    (unsigned long long)f->id, f->exec);
+	if (!opt.json)
+		return;
+	json_head("connect", f, f->route);
+	out_printf(",\"dst\":\"exec\",\"command\":");
+	out_json_str(f->exec, strlen(f->exec));
+	out_printf("}\n");
+}
+
 void
 ev_connect(const struct flow *f)
 {
 	char a[ADDRSTR], b[ADDRSTR];
 
+	if (f->exec != NULL) {		/* a command, not an address */
+		ev_connect_exec(f);
+		return;
+	}
 	if (opt.verbose > 0) {
 		flowaddr_str(&f->server_local, a, sizeof(a));
 		flowaddr_str(&f->server, b, sizeof(b));

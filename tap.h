@@ -49,6 +49,7 @@ struct flow {
 	const char	*sni;		/* from the ClientHello, or NULL */
 	const char	*host;		/* the name an explicit proxy's client
 					   asked for, or NULL */
+	const char	*exec;		/* exec: the command (the route's) */
 	uint64_t	 start_ms;
 	uint64_t	 bytes[2];	/* read, per direction */
 	uint64_t	 chunks[2];

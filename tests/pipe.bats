@@ -154,6 +154,16 @@ zombies() {
 	[ "$output" = "$(printf 'n:1\tc')" ]
 }
 
+@test "exec: the connect event names the command, in -v lines and in --json" {
+	start_tproxy -v --json tcp-listen:0 'exec:cat -n'
+	run -0 timeout 20 nc -N 127.0.0.1 "$PORT" < <(printf 'a\n')
+	[ "$output" = "$(printf '     1\ta')" ]
+	wait_for "$T/tproxy.err" '^tproxy: #1 connect exec:cat -n$'
+	wait_for "$T/tproxy.out" '"event":"connect"'
+	run -0 jq -c 'select(.event == "connect") | [.conn, .dst, .command]' "$T/tproxy.out"
+	[ "$output" = '[1,"exec","cat -n"]' ]
+}
+
 @test "exec: the command's exit closes the connection" {
 	start_tproxy -v tcp-listen:0 "exec:echo hi"
 	run -0 tool expect-close "$PORT"
