@@ -1,8 +1,8 @@
 /*
  * stream.c - the stream transport: TCP and Unix connections, and TLS on
  * either side.  Relay, back-pressure, half-close, splice, the PROXY
- * header (read before anything else on a proxy-protocol listener, written
- * first toward a proxy-protocol target), the TLS steps (the ClientHello
+ * header (streampp.c: read before anything else on a proxy-protocol
+ * listener, written first toward a proxy-protocol target), the TLS steps (the ClientHello
  * first, then the upstream's handshake, then the client's with a forged
  * certificate), and the handshake of the explicit proxy listeners
  * (socks5-listen, http-listen: explicit.c), which names the original
@@ -39,59 +39,9 @@
 #include "proxy.h"
 #include "side.h"
 #include "stream.h"
+#include "streamint.h"
 #include "tlsdetect.h"
 #include "transparent.h"
-
-#define IO_CHUNK		(64 * 1024)	/* one read from a socket */
-#define OUT_HIGH		(64 * 1024)	/* stop reading above this */
-/*
- * Bytes queued toward a side stop reads from that side only above this:
- * what is forwarded to it stays under OUT_HIGH plus a read or two, so only
- * answers reach it.  At OUT_HIGH, a peer that stops reading while its own
- * writes wait (an echo server, exec:cat) and the relay would wait for each
- * other.
- */
-#define BACK_HIGH		(4 * OUT_HIGH)
-#define CONNECT_TIMEOUT_MS	10000
-#define HANDSHAKE_TIMEOUT_MS	10000	/* TLS from the client, whole */
-#define PROXY_HEADER_MS		3000	/* a PROXY header, whole */
-#define XP_HANDSHAKE_MS		5000	/* a SOCKS or HTTP proxy request */
-#define XP_DRAIN_MS		2000	/* reading on after refusing one */
-#define SPLICE_MIN		16384	/* a read this big turns on splice */
-#define DRAIN_TICK_MS		20	/* starttls: look again if drained */
-
-/* The stream transport's side of a connection. */
-struct stream {
-	struct conn	*c;
-	struct side	 side[2];	/* [0] client, [1] server */
-	struct tlsinfo	*ti;		/* TLS listeners only (memory) */
-	struct timer	 timer;		/* hello, connect and handshake time */
-	struct buf	 hbuf;		/* the ClientHello read so far */
-	uint8_t		*pp;		/* the PROXY header read so far */
-	size_t		 pplen;
-	unsigned	 pp_wait:1;	/* reading the client's PROXY header */
-	unsigned	 hello:1;	/* reading the client's ClientHello */
-	unsigned	 passthrough:1;	/* TLS relayed untouched (by SNI) */
-	unsigned	 tls_wait:1;	/* client handshake not finished */
-	struct xp	*xp;		/* explicit proxy listeners only */
-	struct hp	*hp;		/* forwarding absolute-URI requests */
-	const char	*hp_why;	/* why the forwarding stopped */
-	int		 hp_status;	/* ...and the response it gets */
-	unsigned	 xp_wait:1;	/* reading the proxy request */
-	unsigned	 xp_drain:1;	/* refused: reading the client's rest */
-	unsigned	 xp_pending:1;	/* its reply waits for the upstream */
-	unsigned	 hp_stop:1;	/* a refused request: the end */
-	unsigned	 cl_tls:1;	/* the client's side is TLS */
-	unsigned	 up_tls:1;	/* the upstream's side is TLS */
-	unsigned	 detect:1;	/* tls=auto: waiting for first bytes */
-	unsigned	 starttls:1;	/* starttls: a ClientHello may come */
-	unsigned	 upgrade:1;	/* starttls: both sides switching */
-	unsigned	 await_reply:1;	/* ...once the upstream answered */
-	uint64_t	 deadline;	/* ...and by when the bytes drain */
-};
-
-#define CLIENT(st)	(&(st)->side[0])
-#define SERVER(st)	(&(st)->side[1])
 
 static uint8_t		 scratch[IO_CHUNK];
 
@@ -432,116 +382,6 @@ side_read_chunk(struct stream *st, struct side *s)
 		hp_input(st, scratch, (size_t)n);
 	else
 		conn_input(st->c, d, scratch, (size_t)n);
-}
-
-/* ------------------------------------------------------------ PROXY header */
-
-/*
- * Writes the PROXY header (version v) on the upstream socket just
- * connected: before the client's bytes and before a TLS handshake.  The
- * socket's send buffer is empty and far larger than a header, so one
- * send() takes it whole.  Returns 0, or -1 after failing the connection.
- */
-static int
-proxy_send(struct stream *st, int v)
-{
-	const struct flow *f = conn_flow(st->c);
-	uint8_t hdr[PP_OUT_MAX];
-	char why[ERRLEN];
-	struct sockname src, dst;
-	size_t n = pp_build(v, flowaddr_get(&f->client, &src),
-	    flowaddr_get(&f->dst, &dst), hdr);
-	ssize_t w = send(SERVER(st)->fd, hdr, n, MSG_NOSIGNAL);
-
-	if (w == (ssize_t)n)
-		return 0;
-	snprintf(why, sizeof(why), "write PROXY header to upstream: %s",
-	    w < 0 ? strerror(errno) : "short write");
-	conn_fail(st->c, why);
-	return -1;
-}
-
-/* A PROXY header was refused: the accept event (of the real peer), why. */
-static void
-proxy_fail(struct stream *st, const char *why)
-{
-	ev_accept(conn_flow(st->c));
-	conn_fail(st->c, why);
-}
-
-/*
- * Reads the client's PROXY header.  It peeks at what has come, parses the
- * header read so far with it, and takes out of the socket only the
- * header's own bytes: what follows stays there for the ClientHello or the
- * relay.  Bytes of an incomplete header are all header, so they are taken
- * too, and the socket wakes us only when more arrive.
- */
-static void
-proxy_read(struct stream *st)
-{
-	struct conn *c = st->c;
-	struct pp_hdr h;
-	const char *bad = NULL;
-	char why[ERRLEN];
-	ssize_t n;
-	size_t take;
-	int rc;
-
-	if (st->pp == NULL && (st->pp = malloc(PP_MAX)) == NULL) {
-		proxy_fail(st, "out of memory");
-		return;
-	}
-	n = recv(CLIENT(st)->fd, st->pp + st->pplen, PP_MAX - st->pplen,
-	    MSG_PEEK);
-	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		snprintf(why, sizeof(why), n == 0 ? "client closed before "
-		    "its PROXY header" : "read from client: %s",
-		    strerror(errno));
-		proxy_fail(st, why);
-		return;
-	}
-	rc = pp_parse(st->pp, st->pplen + (size_t)n, &h, &bad);
-	if (rc == -1) {
-		snprintf(why, sizeof(why), "refused: %s", bad);
-		proxy_fail(st, why);
-		return;
-	}
-	take = rc == 1 ? h.len - st->pplen : (size_t)n;
-	if (recv(CLIENT(st)->fd, st->pp + st->pplen, take, 0) !=
-	    (ssize_t)take) {
-		proxy_fail(st, "read from client: lost the PROXY header");
-		return;
-	}
-	st->pplen += take;
-	if (rc == 0)
-		return;
-	if (!h.local)
-		conn_set_proxied(c, &h.src, &h.dst);
-	free(st->pp);
-	st->pp = NULL;
-	st->pp_wait = 0;
-	timer_stop(&st->timer);
-	conn_start(c);
-}
-
-/* Returns 1 if route r takes PROXY headers from peer. */
-static int
-proxy_from_ok(const struct route *r, const struct sockname *peer)
-{
-	static const struct cidr lo4 = { AF_INET, { 127 }, 8 };
-	static const struct cidr lo6 = { AF_INET6, { [15] = 1 }, 128 };
-	int i;
-
-	if (peer->ss.ss_family == AF_UNIX)
-		return 1;		/* the socket file's mode decides */
-	if (r->listen.nproxy_from == 0)
-		return cidr_match(&lo4, peer) || cidr_match(&lo6, peer);
-	for (i = 0; i < r->listen.nproxy_from; i++)
-		if (cidr_match(&r->listen.proxy_from[i], peer))
-			return 1;
-	return 0;
 }
 
 /* ------------------------------------------------------------ explicit proxy */
