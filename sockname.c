@@ -15,16 +15,18 @@
 
 #include "sockname.h"
 
-/* "127.0.0.1:8080", "[::1]:80" or a unix path; "-" when unknown. */
-void
-sockname_str(const struct sockname *sn, char *buf, size_t len)
+/*
+ * "127.0.0.1:8080", "[::1]:80" for an IP address sa; "-" for any other
+ * family.  Unix paths are the callers' (they keep them differently).
+ */
+static void
+ip_str(const struct sockaddr *sa, char *buf, size_t len)
 {
 	char h[INET6_ADDRSTRLEN];
-	const struct sockaddr_in *s4 = (const void *)&sn->ss;
-	const struct sockaddr_in6 *s6 = (const void *)&sn->ss;
-	const struct sockaddr_un *su = (const void *)&sn->ss;
+	const struct sockaddr_in *s4 = (const void *)sa;
+	const struct sockaddr_in6 *s6 = (const void *)sa;
 
-	switch (sn->ss.ss_family) {
+	switch (sa->sa_family) {
 	case AF_INET:
 		inet_ntop(AF_INET, &s4->sin_addr, h, sizeof(h));
 		snprintf(buf, len, "%s:%u", h, ntohs(s4->sin_port));
@@ -33,18 +35,25 @@ sockname_str(const struct sockname *sn, char *buf, size_t len)
 		inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof(h));
 		snprintf(buf, len, "[%s]:%u", h, ntohs(s6->sin6_port));
 		break;
-	case AF_UNIX:
-		if (sn->len > offsetof(struct sockaddr_un, sun_path) &&
-		    su->sun_path[0])
-			snprintf(buf, len, "%.*s", (int)(sn->len -
-			    offsetof(struct sockaddr_un, sun_path)),
-			    su->sun_path);
-		else
-			snprintf(buf, len, "unix");
-		break;
 	default:
 		snprintf(buf, len, "-");
 	}
+}
+
+/* "127.0.0.1:8080", "[::1]:80" or a unix path; "-" when unknown. */
+void
+sockname_str(const struct sockname *sn, char *buf, size_t len)
+{
+	const struct sockaddr_un *su = &sn->ss.un;
+
+	if (sn->ss.ss_family != AF_UNIX)
+		ip_str(&sn->ss.sa, buf, len);
+	else if (sn->len > offsetof(struct sockaddr_un, sun_path) &&
+	    su->sun_path[0])
+		snprintf(buf, len, "%.*s", (int)(sn->len -
+		    offsetof(struct sockaddr_un, sun_path)), su->sun_path);
+	else
+		snprintf(buf, len, "unix");
 }
 
 /* The address alone, without port or brackets ("::1"); "-" when none. */
@@ -116,6 +125,14 @@ flowaddr_set(struct flowaddr *fa, const struct sockname *sn)
 {
 	const size_t off = offsetof(struct sockaddr_un, sun_path);
 
+	if (sn->ss.ss_family == AF_UNIX && fa->len > 0 &&
+	    fa->ip.family == AF_UNIX && sn->len == fa->len) {
+		/* the same path again (a listener's): keep the copy */
+		const char *p = fa->path != NULL ? fa->path : "";
+
+		if (strncmp(p, sn->ss.un.sun_path, sn->len - off) == 0)
+			return;
+	}
 	flowaddr_free(fa);
 	if (sn->ss.ss_family == AF_UNIX) {
 		fa->ip.family = AF_UNIX;
@@ -161,12 +178,16 @@ flowaddr_get(const struct flowaddr *fa, struct sockname *sn)
 	return sn;
 }
 
+/* As sockname_str(), straight from fa: log lines call it for every chunk. */
 void
 flowaddr_str(const struct flowaddr *fa, char *buf, size_t len)
 {
-	struct sockname sn;
-
-	sockname_str(flowaddr_get(fa, &sn), buf, len);
+	if (fa->len == 0)
+		snprintf(buf, len, "-");
+	else if (fa->ip.family != AF_UNIX)
+		ip_str((const struct sockaddr *)&fa->ip, buf, len);
+	else
+		snprintf(buf, len, "%s", fa->path != NULL ? fa->path : "unix");
 }
 
 void
