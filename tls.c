@@ -176,6 +176,8 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 		SSL_CTX_set_options(r->sctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 		/* one TLS 1.3 ticket: a client resumes one connection with it */
 		SSL_CTX_set_num_tickets(r->sctx, 1);
+		/* one read() per flight, not two per record (tls_pending()) */
+		SSL_CTX_set_read_ahead(r->sctx, 1);
 		SSL_CTX_set_mode(r->sctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		SSL_CTX_set_alpn_select_cb(r->sctx, alpn_cb, NULL);
@@ -208,6 +210,7 @@ tls_route_init(struct route *r, char *err, size_t errlen)
 			goto ssl_fail;
 		SSL_CTX_set_min_proto_version(r->cctx, TLS1_2_VERSION);
 		SSL_CTX_set_options(r->cctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+		SSL_CTX_set_read_ahead(r->cctx, 1);
 		SSL_CTX_set_mode(r->cctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		ctx_keylog(r->cctx, keylog);
@@ -611,9 +614,13 @@ tls_read(struct tls *s, void *buf, size_t n, char *err, size_t errlen)
 {
 	int rc;
 
+	ssize_t got;
+
 	errno = 0;
 	rc = SSL_read(s->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
-	return tls_result(s, rc, 1, errno, err, errlen);
+	got = tls_result(s, rc, 1, errno, err, errlen);
+	s->starved = got == -1 && s->want == POLLIN;
+	return got;
 }
 
 /* Writes plaintext; returns the count, -1 to wait, -2 on error (err). */
@@ -641,11 +648,16 @@ X509_free_ref(struct x509_st *x)
 	X509_free(x);
 }
 
-/* Plaintext already decrypted and waiting in OpenSSL's buffer. */
+/*
+ * Bytes OpenSSL holds that no poll() will announce: read ahead, it takes
+ * what the socket has, so several records may wait in its buffer.  After
+ * a read that wanted more, what it holds is part of a record: the socket
+ * says when the rest comes.
+ */
 int
 tls_pending(const struct tls *s)
 {
-	return s->ssl != NULL && SSL_has_pending(s->ssl);
+	return s->ssl != NULL && !s->starved && SSL_has_pending(s->ssl);
 }
 
 int

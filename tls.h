@@ -29,6 +29,7 @@ struct tls {
 	unsigned	 notified:1;	/* the peer sent close_notify */
 	unsigned	 certreq:1;	/* the peer asked for our certificate */
 	unsigned	 alerted:1;	/* the peer sent another alert: */
+	unsigned	 starved:1;	/* the last read wants more bytes */
 	unsigned char	 alert;		/* its description */
 };
 

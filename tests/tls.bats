@@ -931,6 +931,16 @@ served_ok() {
 	same reply "$(printf 'version=TLSv1.3 alpn=-\n220 banner\r')" "$output"
 }
 
+@test "a TLS 1.2 upstream's greeting right behind its Finished is heard (OpenSSL reads ahead)" {
+	# the server's Finished comes last in TLS 1.2: the greeting can share
+	# its read, and must not wait in OpenSSL's buffer for the client
+	pyserver up --cert "$F/up.pem" --key "$F/up.key" --mode banner --tls12
+	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls
+	run tls_client get --sni upstream.test --cafile "$F/ica.pem" --send '' --count 12 --wait 15
+	ok
+	same reply "$(printf 'version=TLSv1.3 alpn=-\n220 banner\r')" "$output"
+}
+
 @test "a request sent together with the client's Finished is relayed" {
 	pyserver up --cert "$F/up.pem" --key "$F/up.key"
 	SSL_CERT_FILE=$F/uca.pem start_tproxy "${ICA[@]}" tcp-listen:0,tls tcp:127.0.0.1:"$SPORT",tls

@@ -27,6 +27,8 @@ parsed here, so the log says exactly what the client (tproxy) sent:
                  banner send "220 banner\r\n" as soon as the handshake is
                        done, then echo
   --plain        no TLS at all (with --mode echo or http)
+  --tls12        TLS 1.2 at most (its Finished comes last: a banner can
+                 share its segment)
 
 Runs until killed.
 """
@@ -209,6 +211,7 @@ def main():
     ap.add_argument('--log')
     ap.add_argument('--mode', choices=('http', 'echo', 'reset', 'banner'), default='http')
     ap.add_argument('--plain', action='store_true')
+    ap.add_argument('--tls12', action='store_true')
     args = ap.parse_args()
 
     ctx = None
@@ -217,6 +220,8 @@ def main():
             ap.error('--cert is required without --plain')
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
+        if args.tls12:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         if args.alpn:
             ctx.set_alpn_protocols(args.alpn.split(','))
         if args.keylog:
