@@ -67,14 +67,6 @@ static const struct type_name types[] = {
 	{ NULL, A_NONE },
 };
 
-/* Address types and options of the contract that later work will bring. */
-static const char *const later_types[] = {
-	NULL,
-};
-static const char *const later_opts[] = {
-	NULL,
-};
-
 int
 addr_is_listen(enum addr_type t)
 {
@@ -129,15 +121,6 @@ addr_type_name(enum addr_type t)
 	default:
 		return "?";
 	}
-}
-
-static int
-in_list(const char *s, const char *const *list)
-{
-	for (; *list; list++)
-		if (strcasecmp(s, *list) == 0)
-			return 1;
-	return 0;
 }
 
 /* A host name or literal: letters, digits, '.', '-', '_' (and ':' in v6). */
@@ -531,9 +514,6 @@ opt_parse(struct addr *a, int listen_side, char *opt, char *err,
 			    "%d)", MAX_PROXY_FROM);
 			return -1;
 		}
-	} else if (in_list(opt, later_opts)) {
-		snprintf(err, errlen, "option '%s' is not supported yet", opt);
-		return -1;
 	} else {
 		snprintf(err, errlen, "unknown option '%s' for a%s %s %s address "
 		    "(expected %s)", opt, a->type == A_ECHO ? "n" : "",
@@ -648,13 +628,8 @@ addr_parse(const char *spec, int listen_side, struct addr *a, char *err,
 			break;
 	a->type = tn->type;
 	if (a->type == A_NONE) {
-		if (in_list(buf, later_types))
-			snprintf(err, errlen, "address type '%s' is not "
-			    "supported yet", buf);
-		else
-			snprintf(err, errlen, "unknown address type '%s' "
-			    "(expected %s)", buf, listen_side ?
-			    LISTEN_HELP : TARGET_HELP);
+		snprintf(err, errlen, "unknown address type '%s' (expected "
+		    "%s)", buf, listen_side ? LISTEN_HELP : TARGET_HELP);
 		return -1;
 	}
 	if (addr_is_listen(a->type) != listen_side) {

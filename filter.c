@@ -31,10 +31,6 @@ static const char *const common_keys[] = {
 };
 
 /* Filters of the contract that later work will bring. */
-static const char *const later_taps[] = {
-	NULL,
-};
-
 static int
 in_keys(const char *k, size_t kl, const char *const *keys)
 {
@@ -160,12 +156,8 @@ name_arg(const char *spec, struct tap *t, char **arg, char *err,
 	if ((t->ops = tap_find(spec, nl)) == NULL) {
 		snprintf(name, sizeof(name), "%.*s", (int)nl, spec);
 		names_list(names, sizeof(names));
-		if (in_keys(name, strlen(name), later_taps))
-			snprintf(err, errlen, "filter '%s' is not supported "
-			    "yet", name);
-		else
-			snprintf(err, errlen, "unknown filter '%s' (expected "
-			    "%s)", name, names);
+		snprintf(err, errlen, "unknown filter '%s' (expected %s)",
+		    name, names);
 		return NULL;
 	}
 	rest = spec + nl;

@@ -20,7 +20,10 @@
 #                        PROXY v2 header between them), and the bulk and connrate rows
 #                        of the explicit proxies tproxy-socks5 (socks5-listen orig),
 #                        tproxy-http (http-listen orig, CONNECT) and microsocks, whose
-#                        clients do the proxy's handshake on every connect (load -x)
+#                        clients do the proxy's handshake on every connect (load -x),
+#                        and the scale-out rows of bulk, connrate and redis:
+#                        tproxy-x2 (two processes on one port with reuseport) beside
+#                        haproxy-x2 (nbthread 2)
 #                        (default: all but tproxy-before, which TPROXY_BEFORE adds; the
 #                        default measures tproxy-delay0,tproxy-throttle,tproxy-pcap in bulk,
 #                        rr and connrate only, a PROXIES that names them in conc too)
@@ -50,7 +53,7 @@ TPROXY_BEFORE=${TPROXY_BEFORE:-}
 THROTTLE=${THROTTLE:-100000m}
 REPS=${REPS:-3}
 PROXIES_GIVEN=${PROXIES:+1}
-PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,tproxy-pcap,socat,haproxy,haproxy-splice,sslsplit,tproxy-auto,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp,tproxy-socks5,tproxy-http,microsocks}
+PROXIES=${PROXIES:-direct,tproxy,tproxy-delay0,tproxy-throttle,tproxy-pcap,socat,haproxy,haproxy-splice,sslsplit,tproxy-auto,tproxy-pair,tproxy-pair-pp,haproxy-pair,haproxy-pair-pp,tproxy-socks5,tproxy-http,microsocks,tproxy-x2,haproxy-x2}
 # TPROXY_BEFORE selects tproxy-before (rows follow the order of the lists below)
 if [ -n "$TPROXY_BEFORE" ]; then
     case ",$PROXIES," in *,tproxy-before,*) ;; *) PROXIES=$PROXIES,tproxy-before ;; esac
@@ -89,6 +92,9 @@ PAIR_PROXIES="tproxy-pair tproxy-pair-pp haproxy-pair haproxy-pair-pp"
 TLS_PROXIES="direct tproxy tproxy-auto tproxy-before sslsplit"
 # explicit proxies (bulk and connrate): the client names the sink to them
 XP_PROXIES="tproxy-socks5 tproxy-http microsocks"
+# one port, two CPUs (bulk, connrate, redis): two tproxy processes with
+# reuseport, the kernel spreading the clients; haproxy with two threads
+SCALE_PROXIES="tproxy-x2 haproxy-x2"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
@@ -196,7 +202,7 @@ case $TPROXY_BEFORE in '' | /*) ;; *) TPROXY_BEFORE=$top/${TPROXY_BEFORE#./} ;; 
 declare -A why_not      # proxy -> reason it is not measured
 selected() { case ",$PROXIES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for p in ${PROXIES//,/ }; do
-    case " $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit tproxy-auto " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES sslsplit tproxy-auto)" ;; esac
+    case " $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES $SCALE_PROXIES sslsplit tproxy-auto " in *" $p "*) ;; *) die "unknown proxy '$p' in PROXIES (known: $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES $SCALE_PROXIES sslsplit tproxy-auto)" ;; esac
 done
 # the filter each tproxy-FILTER row appends to the route
 if selected tproxy-pcap; then
@@ -204,7 +210,7 @@ if selected tproxy-pcap; then
 fi
 declare -A FILTER=([tproxy-delay0]=delay:0 [tproxy-throttle]=throttle:$THROTTLE)
 FILTER[tproxy-pcap]="pcap:${pcap_tmp:-$PCAP_DIR}/x.pcap,overwrite=1"
-for p in $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES; do
+for p in $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES $SCALE_PROXIES; do
     case $p in
     tproxy-socks5 | tproxy-http)
         if [ ! -x "$TPROXY" ]; then why_not[$p]="not built ($TPROXY missing)"
@@ -213,6 +219,10 @@ for p in $TCP_PROXIES $PAIR_PROXIES $XP_PROXIES; do
     microsocks) command -v microsocks >/dev/null || why_not[$p]="not installed" ;;
     tproxy | tproxy-delay0 | tproxy-throttle | tproxy-pcap) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
     tproxy-pair*) [ -x "$TPROXY" ] || why_not[$p]="not built ($TPROXY missing)" ;;
+    tproxy-x2)
+        if [ ! -x "$TPROXY" ]; then why_not[$p]="not built ($TPROXY missing)"
+        elif ! "$TPROXY" --help 2>&1 | grep -q reuseport; then why_not[$p]="no reuseport in this build"; fi ;;
+    haproxy-x2) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
     haproxy-pair*) command -v haproxy >/dev/null || why_not[$p]="not installed" ;;
     tproxy-before)
         if [ -z "$TPROXY_BEFORE" ]; then why_not[$p]="TPROXY_BEFORE not set"
@@ -253,13 +263,14 @@ pick_port() {
 }
 
 # wait_listen tcp|udp PORT PID: wait (5 s) until PORT is bound; 1 if PID died first
-wait_listen() {
-    local proto=$1 hex i state=0A files="/proc/net/tcp /proc/net/tcp6"
+wait_listen() { # wait_listen tcp|udp PORT PID [SOCKETS=1]
+    local proto=$1 hex i state=0A files="/proc/net/tcp /proc/net/tcp6" n
     printf -v hex '%04X' "$2"
     if [ "$proto" = udp ]; then state=07; files="/proc/net/udp /proc/net/udp6"; fi
     for ((i = 0; i < 100; i++)); do
         # shellcheck disable=SC2086 # two file names
-        if grep -qE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:0000 $state " $files 2>/dev/null; then return 0; fi
+        n=$(cat $files 2>/dev/null | grep -cE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:0000 $state ") || true
+        if [ "$n" -ge "${4:-1}" ]; then return 0; fi
         alive "$3" || return 1
         sleep 0.05
     done
@@ -304,7 +315,7 @@ haproxy_cfg() { # haproxy_cfg FILE LPORT TPORT splice|default [BIND-OPTIONS [SER
     [ "$4" = splice ] && splice=$'    option splice-request\n    option splice-response'
     cat >"$1" <<EOF
 global
-    nbthread 1
+    nbthread ${HA_THREADS:-1}
     maxconn $maxconn
     maxpipes $maxpipes
 
@@ -328,7 +339,7 @@ EOF
 # start_proxy NAME tcp|udp|tls TPORT [CPU]: start a fresh instance in front of TPORT
 # (tls: TCP that the proxy intercepts with the CA in TLS_DIR, see tls_setup)
 start_proxy() {
-    local name=$1 proto=$2 tport=$3 cpu=${4:-} lport cfg lproto=$2 bin=$TPROXY
+    local name=$1 proto=$2 tport=$3 cpu=${4:-} lport cfg lproto=$2 bin=$TPROXY listeners=1
     local -a cmd pin=() filt=()
     PROXY_PID='' PROXY_ERR='' PROXY_STATUS=''
     if [ "$name" = direct ]; then PROXY_PORT=$tport; return 0; fi
@@ -352,6 +363,19 @@ start_proxy() {
     tproxy-socks5) cmd=("$TPROXY" -q "socks5-listen:127.0.0.1:$lport" orig) ;;
     tproxy-http) cmd=("$TPROXY" -q "http-listen:127.0.0.1:$lport" orig) ;;
     microsocks) cmd=(microsocks -i 127.0.0.1 -p "$lport") ;;
+    tproxy-x2)
+        # the second process first, then this one beside it on the same port
+        "$TPROXY" -q "tcp-listen:127.0.0.1:$lport,reuseport" "tcp:127.0.0.1:$tport" \
+            >"$tmp/x2-$lport.log" 2>&1 </dev/null &
+        PROXY_PID2=$!
+        track "$PROXY_PID2"
+        if ! wait_listen tcp "$lport" "$PROXY_PID2"; then
+            PROXY_ERR="the second process did not listen: $(tail -n 1 "$tmp/x2-$lport.log")"
+            stop_proxy
+            return 1
+        fi
+        cmd=("$TPROXY" -q "tcp-listen:127.0.0.1:$lport,reuseport" "tcp:127.0.0.1:$tport")
+        listeners=2 ;;
     tproxy | tproxy-*)
         [ "$name" != tproxy-before ] || bin=$TPROXY_BEFORE
         [ -z "${FILTER[$name]:-}" ] || filt=("${FILTER[$name]}")
@@ -376,6 +400,10 @@ start_proxy() {
         else
             cmd=(socat "UDP-LISTEN:$lport,bind=127.0.0.1,reuseaddr,fork" "UDP:127.0.0.1:$tport")
         fi ;;
+    haproxy-x2)
+        cfg=$tmp/haproxy-$lport.cfg
+        HA_THREADS=2 haproxy_cfg "$cfg" "$lport" "$tport" default
+        cmd=(haproxy -db -f "$cfg") ;;
     haproxy | haproxy-splice)
         cfg=$tmp/haproxy-$lport.cfg
         if [ "$name" = haproxy ]; then haproxy_cfg "$cfg" "$lport" "$tport" default
@@ -389,7 +417,7 @@ start_proxy() {
     "${pin[@]}" "${cmd[@]}" >"$PROXY_LOG" 2>&1 </dev/null &
     PROXY_PID=$!
     track "$PROXY_PID"
-    if ! wait_listen "$lproto" "$lport" "$PROXY_PID"; then
+    if ! wait_listen "$lproto" "$lport" "$PROXY_PID" "$listeners"; then
         if alive "$PROXY_PID"; then
             PROXY_ERR="did not listen on $lproto 127.0.0.1:$lport within 5 s"
             stop_proxy
@@ -642,10 +670,33 @@ xp_ratios() { # xp_ratios SC
     fi
 }
 
+# tproxy against haproxy on one CPU and on two (the -x2 rows), and what the
+# second process gives tproxy
+scale_ratios() { # scale_ratios SC
+    local k keys a b out=''
+    case $1 in
+    bulk) keys="s1 s4" ;;
+    connrate) keys="cps" ;;
+    redis) keys="SET1 GET1 SET16 GET16" ;;
+    esac
+    for k in $keys; do
+        a=$(med "$1|tproxy-x2|$k") b=$(med "$1|haproxy-x2|$k")
+        [ "$a" = - ] || [ "$b" = - ] || out+=$(printf '\ntproxy-x2 / haproxy-x2, %s: %s (tproxy-x2 / tproxy: %s)' \
+            "$(scale_label "$1" "$k")" "$(ratio "$a" "$b")" "$(ratio "$a" "$(med "$1|tproxy|$k")")")
+    done
+    [ -z "$out" ] || printf '%s\n' "$out"
+}
+scale_label() { # scale_label SC KEY
+    case $1:$2 in
+    bulk:s1) printf '1 stream' ;; bulk:s4) printf '4 streams' ;; connrate:cps) printf 'conns/s' ;;
+    redis:*) printf '%s -P %s' "${2%%[0-9]*}" "${2#"${2%%[0-9]*}"}" ;;
+    esac
+}
+
 # ------------------------------------------------------------ scenarios
 sc_bulk() {
     local rep p streams
-    active "$TCP_PROXIES $XP_PROXIES"
+    active "$TCP_PROXIES $XP_PROXIES $SCALE_PROXIES"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
         quiet_check bulk "$rep"
@@ -668,7 +719,7 @@ sc_bulk() {
             stop_proxy
         done
     done
-    active "$TCP_PROXIES $XP_PROXIES"   # again: without rows whose filter was rejected (unavailable_rows)
+    active "$TCP_PROXIES $XP_PROXIES $SCALE_PROXIES"   # again: without rows whose filter was rejected (unavailable_rows)
     local d1 d4 dd
     d1=$(med "bulk|direct|s1") d4=$(med "bulk|direct|s4") dd=$(med "bulk|direct|dup")
     printf '\n## bulk: TCP throughput, Gbit/s (%s s after %s s warm-up; median of %s)\n\n' "$BULK_SECS" "$BULK_WARM" "$REPS"
@@ -682,8 +733,9 @@ sc_bulk() {
             "$(fmt %.2f "$vd")" "$(fmt %.2f "$(med "bulk|$p|dupc2s")")" "$(fmt %.2f "$(med "bulk|$p|dups2c")")" \
             "$(ratio "$vd" "$dd")" "$(runs "bulk|$p|s1")"
     done
-    unavailable_rows "$TCP_PROXIES $XP_PROXIES" 8
+    unavailable_rows "$TCP_PROXIES $XP_PROXIES $SCALE_PROXIES" 8
     xp_ratios bulk
+    scale_ratios bulk
     print_notes bulk
 }
 
@@ -731,7 +783,7 @@ sc_rr() {
 
 sc_connrate() {
     local rep p
-    active "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES"
+    active "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES $SCALE_PROXIES"
     for ((rep = 0; rep < REPS; rep++)); do
         order "$rep" "$ACTIVE"
         quiet_check connrate "$rep"
@@ -753,7 +805,7 @@ sc_connrate() {
             stop_proxy
         done
     done
-    active "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES"
+    active "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES $SCALE_PROXIES"
     local d
     d=$(med "connrate|direct|cps")
     printf '\n## connrate: new TCP connections/s (%s threads, each: connect, 64 B echo, server closes, close; %s s; median of %s)\n\n' \
@@ -767,8 +819,9 @@ sc_connrate() {
         printf '| %s | %s | %s | %s | %s | %s |\n' "$p" "$(fmt %.0f "$v")" "$(ratio "$v" "$d")" "$fsum" \
             "$(fmt %.0f "$(med "connrate|$p|p50")")" "$(runs "connrate|$p|cps")"
     done
-    unavailable_rows "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES" 6
+    unavailable_rows "$TCP_PROXIES $PAIR_PROXIES $XP_PROXIES $SCALE_PROXIES" 6
     xp_ratios connrate
+    scale_ratios connrate
     # what the PROXY header costs a pair of instances
     local a b
     for a in tproxy haproxy; do
@@ -1010,7 +1063,7 @@ sc_udp() {
 # ------------------------------------------------------------ redis
 # a real client and server: redis-benchmark's 50 clients through each proxy
 # to one redis-server (no persistence), SET and GET, unpipelined and -P 16
-REDIS_PROXIES="direct tproxy tproxy-before socat haproxy haproxy-splice"
+REDIS_PROXIES="direct tproxy tproxy-before socat haproxy haproxy-splice $SCALE_PROXIES"
 RPORT=
 redis_start() {
     [ -z "$RPORT" ] || return 0
@@ -1075,6 +1128,7 @@ sc_redis() {
         done
     done
     printf '\n'
+    scale_ratios redis
     print_notes redis
 }
 
