@@ -211,6 +211,10 @@ net_listen(const struct addr *a, struct sockname *bound, char *err,
 		net_udp_buffers(fd);
 	else if (listen(fd, a->backlog ? a->backlog : 1024) == -1)
 		goto fail;
+	/* accepted sockets inherit it: no setsockopt() per client */
+	if (!addr_is_udp(a->type) && a->type != A_UNIX_LISTEN)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
 	bound->len = sizeof(bound->ss);
 	if (getsockname(fd, (struct sockaddr *)&bound->ss, &bound->len) == -1)
 		goto fail;

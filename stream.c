@@ -1260,7 +1260,6 @@ stream_accept(struct route *r, int fd, const struct sockname *peer)
 	struct stream *st = calloc(1, sizeof(*st));
 	struct sockname local, dst;
 	char err[ERRLEN];
-	int one = 1;
 
 	if (st == NULL || (st->c = conn_new(r, peer, NULL, &stream, st)) ==
 	    NULL) {
@@ -1284,9 +1283,7 @@ stream_accept(struct route *r, int fd, const struct sockname *peer)
 	    getsockname(fd, (struct sockaddr *)&local.ss, &local.len) == -1)
 		local = r->lname;
 	dst = local;
-	if (peer->ss.ss_family != AF_UNIX)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
+	/* TCP_NODELAY: inherited from the listener (net_listen()) */
 	if (loop_add(fd, POLLIN, side_io, CLIENT(st), &CLIENT(st)->slot) ==
 	    -1) {
 		conn_close(st->c, "out of memory", 1);

@@ -488,3 +488,48 @@ signal_exit() {
 	[ "$status" -eq 0 ]
 	grep -E '^tproxy: exiting on SIGTERM' "$T/tproxy.err"
 }
+
+# nodelay PID PORT: connects to PORT, and prints, for each connected TCP socket
+# of PID, its TCP_NODELAY (taken with pidfd_getfd(2), as root can)
+nodelay() {
+	python3 - "$1" "$2" <<'PY'
+import ctypes, os, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+pid, port = int(sys.argv[1]), int(sys.argv[2])
+c = socket.create_connection(('127.0.0.1', port))
+c.sendall(b'x')
+pidfd = libc.syscall(434, pid, 0)                 # pidfd_open
+found = []
+for _ in range(100):
+    found = []
+    for name in os.listdir('/proc/%d/fd' % pid):
+        try:
+            if not os.readlink('/proc/%d/fd/%s' % (pid, name)).startswith('socket:'):
+                continue
+        except OSError:
+            continue
+        fd = libc.syscall(438, pidfd, int(name), 0)   # pidfd_getfd
+        if fd < 0:
+            sys.exit('pidfd_getfd: ' + os.strerror(ctypes.get_errno()))
+        s = socket.socket(fileno=fd)
+        try:
+            if s.type == socket.SOCK_STREAM and s.family == socket.AF_INET:
+                s.getpeername()
+                found.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        except OSError:
+            pass                                    # the listener
+        s.close()
+    if len(found) == 2:
+        break
+    time.sleep(0.05)
+print(' '.join('nodelay=%d' % v for v in found))
+PY
+}
+
+@test "both TCP sockets of a relayed connection have TCP_NODELAY: small writes are not held back" {
+	[ "$(id -u)" = 0 ] || skip "pidfd_getfd on another process needs root"
+	start_server srv swap 1
+	start_tproxy tcp-listen:0 "tcp:127.0.0.1:$SPORT"
+	run -0 nodelay "$TP_PID" "$PORT"
+	[ "$output" = "nodelay=1 nodelay=1" ]
+}
