@@ -16,6 +16,9 @@ python3:python3 jq:jq curl:curl ss:iproute2 ip:iproute2 nft:nftables
 openssl:openssl dnsmasq:dnsmasq-base dig:dnsutils nginx:nginx-light
 haproxy:haproxy tshark:tshark xxd:xxd tmux:tmux
 microsocks:microsocks redis-server:redis-server"
+# real clients for tests/clients.bats
+need_cmds="$need_cmds wget:wget h2load:nghttp2-client git:git ssh:openssh-client
+scp:openssh-client ssh-keygen:openssh-client redis-cli:redis-tools"
 # pkg-config module -> Debian package
 need_libs="libpcre2-8:libpcre2-dev openssl:libssl-dev libcap:libcap-dev"
 # the Debian package's build and tests/package.bats
@@ -34,6 +37,8 @@ done
 # bash-completion, which loads completion/tproxy.bash in an interactive bash
 [ -f /usr/share/bash-completion/bash_completion ] ||
 	missing="$missing bash-completion"
+# sshd, outside a user's PATH, for tests/clients.bats
+[ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
 # dovecot's IMAP and POP3 servers, STARTTLS upstreams for autotls.bats
 for p in imap pop3; do
 	[ -x /usr/lib/dovecot/$p ] || missing="$missing dovecot-${p}d"
