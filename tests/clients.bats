@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # tests/clients.bats - real clients through tproxy, used as people use them:
 # wget (a route and the HTTP proxy listener), h2load (HTTP/2 through TLS
-# interception), ssh and scp (a real sshd), git (git daemon) and redis-cli.
+# interception), ssh and scp (a real sshd), git (git daemon), redis-cli and
+# testssl.sh.
 # Every server is started here, on loopback, and stopped in teardown.
 
 bats_require_minimum_version 1.5.0
@@ -206,4 +207,22 @@ SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMo
 	[[ "$output" == *"errors: 0, replies: 10000"* ]]
 	run -0 redis-cli -p "$rport" GET counter
 	[ "$output" = 10000 ]
+}
+
+@test "testssl.sh -p against a TLS listener: TLS 1.2 and 1.3 offered, nothing older, ALPN h2 from nginx; the next client is served" {
+	nginx_start
+	SSL_CERT_FILE=$F/uca.pem start_tproxy --ca-cert="$F/ica.pem" --ca-key="$F/ica.key" \
+		tcp-listen:0,tls "tcp:127.0.0.1:$HPORT,tls"
+	run -0 timeout 300 testssl --quiet --color 0 --warnings off -p "127.0.0.1:$PORT"
+	echo "$output"
+	grep -Eq '^ SSLv2 +not offered' <<<"$output"
+	grep -Eq '^ SSLv3 +not offered' <<<"$output"
+	grep -Eq '^ TLS 1 +not offered' <<<"$output"
+	grep -Eq '^ TLS 1\.1 +not offered' <<<"$output"
+	grep -Eq '^ TLS 1\.2 +offered' <<<"$output"
+	grep -Eq '^ TLS 1\.3 +offered' <<<"$output"
+	grep -Eq '^ ALPN/HTTP2 +h2' <<<"$output"
+	# its probes of old protocols and odd hellos left tproxy serving
+	run -0 h2load -n 20 -c 2 "https://127.0.0.1:$PORT/"
+	[[ "$output" == *"20 succeeded, 0 failed"* ]]
 }

@@ -18,7 +18,8 @@ haproxy:haproxy tshark:tshark xxd:xxd tmux:tmux
 microsocks:microsocks redis-server:redis-server"
 # real clients for tests/clients.bats
 need_cmds="$need_cmds wget:wget h2load:nghttp2-client git:git ssh:openssh-client
-scp:openssh-client ssh-keygen:openssh-client redis-cli:redis-tools"
+scp:openssh-client ssh-keygen:openssh-client redis-cli:redis-tools
+testssl:testssl.sh"
 # pkg-config module -> Debian package
 need_libs="libpcre2-8:libpcre2-dev openssl:libssl-dev libcap:libcap-dev"
 # the Debian package's build and tests/package.bats
