@@ -78,19 +78,25 @@ dump_hex() {
 }
 
 # start_dnsmasq: dnsmasq on 127.0.0.1 answering example.test with 192.0.2.7;
-# sets DNSPORT once it answers
+# sets DNSPORT once it answers.  dnsmasq takes the port for TCP too, which
+# free_udp_port() does not check and another test's socket may hold: on
+# "Address already in use" it tries another port (three tries).
 start_dnsmasq() {
-	local i
-	DNSPORT=$(free_udp_port)
-	bg dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts \
-		--port="$DNSPORT" --listen-address=127.0.0.1 --bind-interfaces \
-		--address=/example.test/192.0.2.7 --pid-file="$T/dnsmasq.pid" \
-		--user=root >"$T/dnsmasq.log" 2>&1
-	for ((i = 0; i < 20; i++)); do
-		[ "$(dig @127.0.0.1 -p "$DNSPORT" example.test +short +tries=1 \
-			+time=1 2>/dev/null)" = 192.0.2.7 ] && return 0
-		kill -0 "$BG_PID" 2>/dev/null || break
-		sleep 0.1
+	local i try
+	for ((try = 0; try < 3; try++)); do
+		DNSPORT=$(free_udp_port)
+		bg dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts \
+			--port="$DNSPORT" --listen-address=127.0.0.1 --bind-interfaces \
+			--address=/example.test/192.0.2.7 --pid-file="$T/dnsmasq.pid" \
+			--user=root >"$T/dnsmasq.log" 2>&1
+		for ((i = 0; i < 20; i++)); do
+			[ "$(dig @127.0.0.1 -p "$DNSPORT" example.test +short +tries=1 \
+				+time=1 2>/dev/null)" = 192.0.2.7 ] && return 0
+			kill -0 "$BG_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		grep -q 'Address already in use' "$T/dnsmasq.log" || break
+		wait_gone "$BG_PID" 3 || kill -KILL "$BG_PID" 2>/dev/null || true
 	done
 	echo "dnsmasq does not answer on port $DNSPORT:" >&2
 	cat "$T/dnsmasq.log" >&2
